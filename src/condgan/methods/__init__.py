@@ -1,0 +1,28 @@
+"""Training objectives, selected by `method.name`."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from condgan.config import Config
+from condgan.methods.acgan import ACGAN
+from condgan.methods.base import Method, Phase, StepInputs
+from condgan.nets import DataSpec, build_pair
+from condgan.registry import Registry
+
+MethodFactory = Callable[[Config, DataSpec], Method]
+METHODS: Registry[MethodFactory] = Registry("method")
+
+
+@METHODS.register("acgan")
+def _acgan(cfg: Config, spec: DataSpec) -> Method:
+    G, D = build_pair(cfg.model, spec, spec.num_classes)
+    return ACGAN(G, D, cfg, spec.num_classes)
+
+
+def build_method(cfg: Config, spec: DataSpec) -> Method:
+    """The method named by `cfg.method.name`, with freshly initialised networks."""
+    return METHODS.get(cfg.method.name)(cfg, spec)
+
+
+__all__ = ["METHODS", "Method", "Phase", "StepInputs", "build_method"]

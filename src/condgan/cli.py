@@ -1,0 +1,238 @@
+"""The `condgan` command: a thin layer over the Python API.
+
+Every user error is a `CondganError`; it is printed as one line and the exit code is 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+from condgan.errors import EXIT_USER_ERROR, CondganError, ConfigError
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def preset_or_path(text: str) -> Path:
+    """`--config` takes a file path or the name of a preset shipped in condgan/configs/."""
+    path = Path(text)
+    if path.is_file():
+        return path
+    if (PRESET_DIR / f"{text}.yaml").is_file():
+        return PRESET_DIR / f"{text}.yaml"
+    raise ConfigError(f"--config {text}: no such file or preset; presets: {', '.join(preset_names())}")
+
+
+def _parse_classes(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--classes: expected comma-separated class indices, found {text!r}") from None
+
+
+# ---------------------------------------------------------------- train
+
+
+def _train_overrides(args: argparse.Namespace) -> list[str]:
+    flags = {"steps": "train.steps", "batch_size": "train.batch_size", "seed": "train.seed",
+             "device": "train.device", "data": "data.name", "data_dir": "data.data_dir"}
+    out = [f"{key}={getattr(args, name)}" for name, key in flags.items() if getattr(args, name) is not None]
+    return out + list(args.set or [])
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from condgan.config import read_yaml, resolve_config
+    from condgan.train.loop import train
+    from condgan.train.rundir import CONFIG_FILE
+
+    out = Path(args.out)
+    files = [preset_or_path(c) for c in args.config or []]
+    overrides = _train_overrides(args)
+    if args.resume:
+        if files:
+            raise ConfigError("--resume continues a run with its saved config; drop --config")
+        saved = out / CONFIG_FILE
+        base = read_yaml(saved) if saved.exists() else None
+        cfg = resolve_config(overrides=overrides, base=base) if overrides and base is not None else None
+    else:
+        cfg = resolve_config(files, overrides)
+    if args.dry_run:
+        import yaml
+
+        print(yaml.safe_dump((cfg or resolve_config(base=read_yaml(out / CONFIG_FILE))).to_dict(), sort_keys=False))
+        return 0
+    result = train(cfg, out, resume=args.resume, force=args.force, progress=not args.no_progress)
+    print(f"run {result.run_dir}: step {result.steps}, {result.images_per_sec:.0f} images/s, "
+          f"checkpoint {result.checkpoint}")
+    return 0
+
+
+# ---------------------------------------------------------------- sample
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from condgan.report.grid import class_grid, save_png
+    from condgan.sample import check_classes, generate, load_run, save_samples
+    from condgan.train.loop import resolve_device
+
+    if args.n <= 0:
+        raise ConfigError(f"--n: expected a positive number of samples, found {args.n}")
+    device = resolve_device(args.device)
+    run = load_run(args.run, args.checkpoint, device)
+    classes = _parse_classes(args.classes)
+    x, labels = generate(run.method, args.n, classes, seed=args.seed, device=device)
+    path = save_samples(args.out, x, labels)
+    print(f"wrote {len(x)} samples to {path} (step {run.step}, {run.checkpoint})")
+    if args.grid:
+        if len(run.sample_shape) != 3:
+            raise ConfigError("--grid: class grids are for image models; 2D models are plotted by `condgan eval`")
+        gen = torch.Generator().manual_seed(args.seed)
+        z = run.method.latent(args.grid_rows, generator=gen).to(device)
+        cols = check_classes(classes, run.num_classes)
+        print(f"wrote grid {save_png(class_grid(run.method.generate, z, cols), args.grid)}")
+    return 0
+
+
+# ---------------------------------------------------------------- data
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    from condgan.data.fetch import fetch_dataset
+
+    print(f"{args.name}: files in {fetch_dataset(args.name, args.dir)}")
+    return 0
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    import torch
+
+    from condgan.data import load_dataset
+
+    data = load_dataset(args.name, args.split, data_dir=args.data_dir)
+    counts = torch.bincount(data.y, minlength=data.num_classes).tolist()
+    print(json.dumps({"name": data.name, "split": args.split, "n": len(data.x), "shape": list(data.x.shape[1:]),
+                      "classes": dict(zip(data.class_names, counts))}, indent=1))
+    return 0
+
+
+# ---------------------------------------------------------------- classifier
+
+
+def cmd_classifier_train(args: argparse.Namespace) -> int:
+    from condgan.data import load_dataset
+    from condgan.metrics.classifier import default_judge_path, save_judge, train_judge
+
+    train = load_dataset(args.data, "train", data_dir=args.data_dir, resolution=args.resolution)
+    test = load_dataset(args.data, "test", data_dir=args.data_dir, resolution=args.resolution)
+    model, acc, seconds = train_judge(train, test, epochs=args.epochs, seed=args.seed, progress=not args.no_progress)
+    shape = tuple(train.x.shape[1:])
+    path = Path(args.out) if args.out else default_judge_path(train.name, shape)
+    judge = save_judge(model, path, dataset=train.name, class_names=list(train.class_names), sample_shape=shape,
+                       test_accuracy=acc)
+    print(f"judge {judge.id}: real test accuracy {acc:.4f} after {seconds:.0f} s; saved to {path}")
+    return 0
+
+
+# ---------------------------------------------------------------- quickstart
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from condgan.quickstart import run_quickstart
+
+    run_quickstart(Path(args.out), steps=args.steps, force=args.force)
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="condgan", description=__doc__.splitlines()[0])
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    p = verbs.add_parser("train", help="train a model into a run directory")
+    p.add_argument("--config", action="append", help="preset name or YAML file (repeatable, later wins)")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    p.add_argument("--force", action="store_true", help="replace the run in --out")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--data", help="dataset name (data.name)")
+    p.add_argument("--data-dir", help="where the dataset's files are (data.data_dir)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="config override (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and stop")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=cmd_train)
+
+    p = verbs.add_parser("sample", help="draw samples from a trained run (.npz interchange format)")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--out", required=True, help="samples .npz to write")
+    p.add_argument("--classes", help="comma-separated class indices (default: all, balanced)")
+    p.add_argument("--grid", help="also write a class grid PNG (rows: fixed z, columns: classes)")
+    p.add_argument("--grid-rows", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", help="a checkpoint file (default: the run's newest)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.set_defaults(fn=cmd_sample)
+
+    p = verbs.add_parser("data", help="datasets: fetch, info")
+    data_verbs = p.add_subparsers(dest="data_verb", required=True)
+    q = data_verbs.add_parser("fetch", help="download a dataset from its official location and verify checksums")
+    q.add_argument("name")
+    q.add_argument("--dir", help="destination (default: the user cache)")
+    q.set_defaults(fn=cmd_data_fetch)
+    q = data_verbs.add_parser("info", help="size, shape and class counts of a dataset")
+    q.add_argument("name")
+    q.add_argument("--split", default="train", choices=["train", "test"])
+    q.add_argument("--data-dir")
+    q.set_defaults(fn=cmd_data_info)
+
+    p = verbs.add_parser("classifier", help="the domain judge used by the metrics")
+    cls_verbs = p.add_subparsers(dest="classifier_verb", required=True)
+    q = cls_verbs.add_parser("train", help="train the judge CNN on a dataset's real training set")
+    q.add_argument("--data", required=True)
+    q.add_argument("--data-dir")
+    q.add_argument("--resolution", type=int)
+    q.add_argument("--epochs", type=int, default=4)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", help="safetensors file (default: the user cache)")
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(fn=cmd_classifier_train)
+
+    p = verbs.add_parser("quickstart", help="the built-in default: a short AC-GAN run on Fashion-MNIST, judged")
+    p.add_argument("--out", default="runs/quickstart")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(fn=cmd_quickstart)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    fn: Callable[[argparse.Namespace], int] = args.fn
+    try:
+        return fn(args)
+    except CondganError as exc:
+        print(f"condgan: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("condgan: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

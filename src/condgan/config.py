@@ -1,0 +1,225 @@
+"""Typed, frozen experiment configuration.
+
+One source of defaults (the dataclasses below); a YAML preset is a small diff over them; CLI
+overrides are `section.key=value` strings. Unknown keys and badly typed values are refused with
+the dotted field name, what was expected and what was found. The resolved config is saved in the
+run directory as `config.yaml`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from condgan.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "fashion-mnist"
+    data_dir: str | None = None
+    resolution: int | None = None  # None: the dataset's native size
+    channels: int | None = None  # None: the dataset's native channels
+    num_samples: int | None = None  # 2D toys only: how many points to draw
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "auto"  # auto → mlp for 2D points, dcgan for images
+    z_dim: int = 100
+    g_channels: int = 64  # width of the generator's last hidden layer (doubles per level up)
+    d_channels: int = 64  # width of the discriminator's first layer (doubles per level down)
+    hidden: int = 400  # MLP width (2D data)
+    dropout: float = 0.0  # discriminator dropout after each hidden layer
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    name: str = "acgan"
+    # "minimax": G maximises L_C − L_S exactly as the AC-GAN paper writes it, i.e. it minimises
+    # log P(S=fake | G(z,c)) − log P(C=c | G(z,c)). "non_saturating": G minimises
+    # −log P(S=real | G(z,c)) − log P(C=c | G(z,c)) (Goodfellow et al. 2014, §3 heuristic).
+    g_source_loss: str = "minimax"
+    class_weight: float = 1.0  # weight of L_C relative to L_S (paper: 1)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 3000
+    batch_size: int = 64
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | mps
+    threads: int | None = None  # torch intra-op threads; None: torch's default
+    log_every: int = 50  # steps between metrics.jsonl / TensorBoard rows
+    grid_every: int = 500  # steps between sample grid PNGs
+    grid_rows: int = 8  # rows of fixed z in the class grid (paper fig. 9)
+    ckpt_every: int = 500
+    keep_ckpts: int = 3  # newest checkpoints kept
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **sections: Any) -> "Config":
+        return dataclasses.replace(self, **sections)
+
+
+_CHOICES = {
+    "model.arch": ("auto", "dcgan", "mlp"),
+    "method.g_source_loss": ("minimax", "non_saturating"),
+    "train.device": ("auto", "cpu", "cuda", "mps"),
+}
+_POSITIVE = ("train.steps", "train.batch_size", "train.log_every", "train.grid_every", "train.grid_rows",
+             "train.ckpt_every", "train.keep_ckpts", "model.z_dim", "model.g_channels", "model.d_channels",
+             "model.hidden", "optim.g_lr", "optim.d_lr", "data.resolution", "data.channels", "data.num_samples",
+             "train.threads")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check `value` against the annotation `tp` (int, float, str, bool, X | None)."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, where)
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):  # PyYAML reads "1e-3" (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp in (str, bool) and isinstance(value, tp):
+        return value
+    raise ConfigError(f"config field {where}: expected {_type_name(tp)}, found {value!r} ({type(value).__name__})")
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"config section {prefix or '<root>'}: expected a mapping, found {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key {prefix}{unknown[0]!s}; expected one of: {', '.join(sorted(names))}")
+    kwargs = {}
+    for name, value in values.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, tp, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def _validate(cfg: Config) -> None:
+    flat = {f"{section}.{k}": v for section, sub in cfg.to_dict().items() for k, v in sub.items()}
+    for key, choices in _CHOICES.items():
+        if flat[key] not in choices:
+            raise ConfigError(f"config field {key}: expected one of {', '.join(choices)}, found {flat[key]!r}")
+    for key in _POSITIVE:
+        if flat[key] is not None and flat[key] <= 0:
+            raise ConfigError(f"config field {key}: expected a positive number, found {flat[key]!r}")
+    for key in ("optim.beta1", "optim.beta2", "model.dropout"):
+        if not 0.0 <= flat[key] < 1.0:
+            raise ConfigError(f"config field {key}: expected a value in [0, 1), found {flat[key]!r}")
+    if flat["method.class_weight"] < 0:
+        raise ConfigError(f"config field method.class_weight: expected >= 0, found {flat['method.class_weight']!r}")
+
+
+def _merge(base: dict[str, Any], diff: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in diff.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """`train.steps=100` → {"train": {"steps": 100}} (the value is parsed as YAML)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r}: expected section.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
+    nested: dict[str, Any] = {}
+    node = nested
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return nested
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML ({exc})".replace("\n", " ")) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at top level, found {type(data).__name__}")
+    return data
+
+
+def resolve_config(
+    files: list[str | Path] | tuple = (), overrides: list[str] | tuple = (), base: dict[str, Any] | None = None
+) -> Config:
+    """Defaults ← `base` ← each YAML file in order ← each `section.key=value` override."""
+    merged = _merge(Config().to_dict(), base or {})
+    for path in files:
+        merged = _merge(merged, read_yaml(path))
+    for text in overrides:
+        merged = _merge(merged, parse_override(text))
+    cfg = _build(Config, merged, "")
+    _validate(cfg)
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    """Load a saved, fully resolved config (e.g. a run directory's config.yaml)."""
+    return resolve_config(base=read_yaml(path))
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,72 @@
+"""AC-GAN (Odena, Olah, Shlens 2017, "Conditional Image Synthesis with Auxiliary Classifier GANs").
+
+D(x) gives P(S|x) (real/fake) and P(C|x) (class). With
+    L_S = E[log P(S=real | x_real)] + E[log P(S=fake | x_fake)]
+    L_C = E[log P(C=c | x_real)] + E[log P(C=c | x_fake)]
+D maximises L_S + L_C and G maximises L_C − L_S (paper eq. 2–3). As minimised losses:
+    D: BCE(s_real, 1) + BCE(s_fake, 0) + w·[CE(k_real, c_real) + CE(k_fake, c_fake)]
+    G (minimax, as written):  −BCE(s_fake, 0) + w·CE(k_fake, c_fake)   # = log P(S=fake|x_fake) − log P(C=c|x_fake)
+    G (non_saturating):        BCE(s_fake, 1) + w·CE(k_fake, c_fake)
+where s are source logits, k class logits, and BCE/CE are batch means of negative log-likelihoods.
+One G forward per step is shared by both phases: D sees it detached, G's phase reuses its graph.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from condgan.config import Config
+from condgan.methods.base import Method, Phase, StepInputs
+
+
+class ACGAN(Method):
+    conditional = True
+
+    def __init__(self, G: nn.Module, D: nn.Module, cfg: Config, num_classes: int) -> None:
+        super().__init__(num_classes, cfg.model.z_dim)
+        self.G, self.D = G, D
+        self.g_source_loss = cfg.method.g_source_loss
+        self.class_weight = cfg.method.class_weight
+        self._lrs = (cfg.optim.d_lr, cfg.optim.g_lr)
+
+    def phases(self) -> list[Phase]:
+        return [Phase("D", self.D, self._lrs[0]), Phase("G", self.G, self._lrs[1])]
+
+    def generate(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        return self.G(z, c)
+
+    def _gen_x(self, step: StepInputs) -> torch.Tensor:
+        if "gen_x" not in step.cache:
+            step.cache["gen_x"] = self.G(step.gen_z, step.gen_c)
+        return step.cache["gen_x"]
+
+    def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        gen_x = self._gen_x(step)
+        if phase == "D":
+            s_real, k_real = self.D(step.real_x)
+            s_fake, k_fake = self.D(gen_x.detach())
+            loss_s = F.binary_cross_entropy_with_logits(s_real, torch.ones_like(s_real)) + \
+                F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake))
+            loss_c = F.cross_entropy(k_real, step.real_c) + F.cross_entropy(k_fake, step.gen_c)
+            stats = {
+                "D/loss_source": loss_s.detach(),
+                "D/loss_class": loss_c.detach(),
+                "D/acc_real_class": (k_real.argmax(1) == step.real_c).float().mean(),
+                "D/p_real": torch.sigmoid(s_real).mean().detach(),
+                "D/p_fake": torch.sigmoid(s_fake).mean().detach(),
+            }
+            return loss_s + self.class_weight * loss_c, stats
+        s_fake, k_fake = self.D(gen_x)
+        if self.g_source_loss == "minimax":
+            loss_s = -F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake))
+        else:
+            loss_s = F.binary_cross_entropy_with_logits(s_fake, torch.ones_like(s_fake))
+        loss_c = F.cross_entropy(k_fake, step.gen_c)
+        stats = {
+            "G/loss_source": loss_s.detach(),
+            "G/loss_class": loss_c.detach(),
+            "G/acc_fake_class": (k_fake.argmax(1) == step.gen_c).float().mean(),
+        }
+        return loss_s + self.class_weight * loss_c, stats

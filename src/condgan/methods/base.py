@@ -1,0 +1,70 @@
+"""What every training objective provides to the one training loop.
+
+A method is an `nn.Module` holding its networks (so one `state_dict` is the whole model), a list
+of `Phase`s (which module an optimiser step updates, and how often), and `loss(phase, step)`.
+The loop never branches on the method's name (STYLE 1–2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One optimiser update: `module`'s parameters, stepped every `interval` training steps."""
+
+    name: str
+    module: nn.Module
+    lr: float
+    interval: int = 1
+
+
+@dataclass
+class StepInputs:
+    """One training step's inputs; `cache` lets phases share work (e.g. one G forward per step)."""
+
+    real_x: torch.Tensor
+    real_c: torch.Tensor
+    gen_z: torch.Tensor
+    gen_c: torch.Tensor
+    step: int
+    cache: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Method(nn.Module):
+    """Base class of training objectives; see the module docstring."""
+
+    conditional: bool = True
+
+    def __init__(self, num_classes: int, z_dim: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.z_dim = z_dim
+
+    def phases(self) -> list[Phase]:
+        raise NotImplementedError
+
+    def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The scalar to minimise for `phase` and named statistics to log."""
+        raise NotImplementedError
+
+    def generate(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """Samples in the data's range ([-1, 1] images or 2D points) for noise `z` and classes `c`."""
+        raise NotImplementedError
+
+    def latent(self, n: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.z_dim, device=device, generator=generator)
+
+    def sample_classes(
+        self, n: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Classes to condition generated samples on during training (uniform by default)."""
+        return torch.randint(0, max(self.num_classes, 1), (n,), device=device, generator=generator)
+
+    def on_step_end(self, step: int, data_x: torch.Tensor) -> dict[str, float]:
+        """Hook after each step (e.g. periodic re-clustering); returns statistics to log."""
+        return {}

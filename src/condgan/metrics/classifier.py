@@ -1,0 +1,190 @@
+"""The domain judge: a small CNN trained on the real training set.
+
+It is the offline stand-in for the Inception network: its accuracy on samples is the AC-GAN
+paper's discriminability, its penultimate layer gives features for FID/KID/PRDC "in judge
+features", and its logits feed the Inception Score "over the judge". Weights are stored as
+safetensors (no pickle) with their metadata; the sha256 of the file is the judge's id, printed
+next to every number computed with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorsError
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+from condgan.data import LabelledData
+from condgan.errors import CheckpointError
+from condgan.train.checkpoint import atomic_write
+
+
+class JudgeCNN(nn.Module):
+    """conv-BN-ReLU-pool ×3 (32, 64, 128 channels), then a 256-d feature layer and the class layer.
+
+    Sized to reach ≥ 92% on Fashion-MNIST in a few CPU-minutes (see docs/benchmarks.md).
+    """
+
+    feature_dim = 256
+
+    def __init__(self, channels: int, resolution: int, num_classes: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        w_in, size = channels, resolution
+        for w_out in (32, 64, 128):
+            layers += [nn.Conv2d(w_in, w_out, 3, padding=1, bias=False), nn.BatchNorm2d(w_out), nn.ReLU(True),
+                       nn.MaxPool2d(2)]
+            w_in, size = w_out, size // 2
+        self.body = nn.Sequential(*layers, nn.Flatten())
+        self.fc = nn.Sequential(nn.Dropout(0.3), nn.Linear(w_in * size * size, self.feature_dim), nn.ReLU(True))
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(self.feature_dim, num_classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.body(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+@dataclass
+class Judge:
+    """A trained judge and what it was trained on."""
+
+    model: JudgeCNN
+    dataset: str
+    class_names: list[str]
+    sample_shape: tuple[int, int, int]
+    test_accuracy: float
+    sha256: str
+
+    @property
+    def id(self) -> str:
+        """Extractor id printed beside every number this judge produced."""
+        return f"judge-cnn:{self.dataset}:{self.sha256[:12]}"
+
+    @torch.no_grad()
+    def run(self, x: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features N×256, logits N×K) of [-1, 1] images, batched, on the model's device."""
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        feats, logits = [], []
+        for i in range(0, len(x), batch_size):
+            f = self.model.features(x[i:i + batch_size].to(device).float())
+            feats.append(f.cpu())
+            logits.append(self.model.head(f).cpu())
+        return torch.cat(feats), torch.cat(logits)
+
+
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            correct += int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+    return correct / len(x)
+
+
+# Datasets whose labels survive a left-right mirror (not digits: a mirrored 3 is no 3).
+FLIP_SAFE = {"fashion-mnist", "cifar10"}
+
+
+def train_judge(
+    train: LabelledData, test: LabelledData, *, epochs: int = 4, batch_size: int = 128, lr: float = 3e-3,
+    seed: int = 0, progress: bool = True,
+) -> tuple[JudgeCNN, float, float]:
+    """Train on `train` (one-cycle AdamW, mirror augmentation where label-safe); (model, test acc, seconds)."""
+    torch.manual_seed(seed)
+    c, h, w = train.x.shape[1:]
+    model = JudgeCNN(c, h, train.num_classes)
+    steps_per_epoch = len(train.x) // batch_size
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    gen = torch.Generator().manual_seed(seed)
+    flip_ok = train.name in FLIP_SAFE
+    t0 = time.perf_counter()
+    bar = tqdm(total=epochs * steps_per_epoch, desc="judge", unit="step", disable=not progress)
+    for _ in range(epochs):
+        model.train()
+        perm = torch.randperm(len(train.x), generator=gen)
+        for i in range(steps_per_epoch):
+            idx = perm[i * batch_size:(i + 1) * batch_size]
+            x = train.x[idx]
+            if flip_ok:
+                flip = torch.rand(len(idx), generator=gen) < 0.5
+                x = torch.where(flip[:, None, None, None], x.flip(3), x)
+            loss = F.cross_entropy(model(x), train.y[idx], label_smoothing=0.05)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update(1)
+            if i % 50 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    seconds = time.perf_counter() - t0
+    return model, _accuracy(model, test.x, test.y), seconds
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_judge(model: JudgeCNN, path: str | Path, *, dataset: str, class_names: list[str],
+               sample_shape: tuple[int, ...], test_accuracy: float) -> Judge:
+    path = Path(path)
+    meta = {"dataset": dataset, "class_names": json.dumps(list(class_names)),
+            "sample_shape": json.dumps(list(sample_shape)), "test_accuracy": repr(test_accuracy),
+            "arch": "JudgeCNN-v1"}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    return load_judge(path)
+
+
+def load_judge(path: str | Path, device: str | torch.device = "cpu") -> Judge:
+    """Load a judge from a safetensors file; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"judge {path}: no such file (train one with `condgan classifier train`)")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorsError, OSError, ValueError) as exc:
+        raise CheckpointError(f"judge {path}: not a safetensors file ({exc})") from None
+    if meta.get("arch") != "JudgeCNN-v1":
+        raise CheckpointError(f"judge {path}: expected arch JudgeCNN-v1 in metadata, found {meta.get('arch')!r}")
+    names = json.loads(meta["class_names"])
+    shape = tuple(json.loads(meta["sample_shape"]))
+    model = JudgeCNN(shape[0], shape[1], len(names))
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as exc:
+        raise CheckpointError(f"judge {path}: weights do not fit JudgeCNN ({str(exc).splitlines()[0]})") from None
+    model.to(device).eval()
+    return Judge(model, meta["dataset"], names, shape, float(meta["test_accuracy"]), file_sha256(path))
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "condgan"
+
+
+def default_judge_path(dataset: str, sample_shape: tuple[int, ...]) -> Path:
+    c, h, _ = sample_shape
+    safe = dataset.replace("/", "_").replace(":", "_")
+    return cache_dir() / "judges" / f"{safe}-{h}px-{c}ch.safetensors"

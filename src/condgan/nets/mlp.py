@@ -1,0 +1,50 @@
+"""MLP generator and discriminator for 2D points (the ring/grid toys).
+
+Sizes follow the Self-Conditioned GAN paper's 2D setup (fully connected, ReLU, a few hundred units);
+the class enters G as a one-hot vector concatenated with z.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _mlp(d_in: int, hidden: int, depth: int, act: nn.Module) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        layers += [nn.Linear(d_in if i == 0 else hidden, hidden), act]
+    return layers
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, z_dim: int, num_classes: int, dim: int = 2, hidden: int = 400, depth: int = 3) -> None:
+        super().__init__()
+        self.z_dim, self.num_classes = z_dim, num_classes
+        self.net = nn.Sequential(*_mlp(z_dim + num_classes, hidden, depth, nn.ReLU(True)), nn.Linear(hidden, dim))
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes:
+            z = torch.cat([z, F.one_hot(c, self.num_classes).to(z.dtype)], dim=1)
+        return self.net(z)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(self, num_classes: int, dim: int = 2, hidden: int = 400, depth: int = 3, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        layers = _mlp(dim, hidden, depth, nn.LeakyReLU(0.2, True))
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        self.body = nn.Sequential(*layers)
+        self.feature_dim = hidden
+        self.source = nn.Linear(hidden, 1)
+        self.classes = nn.Linear(hidden, num_classes) if num_classes else None
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        h = self.body(x)
+        return self.source(h).squeeze(1), (self.classes(h) if self.classes is not None else None)

@@ -1,0 +1,66 @@
+"""Image grids (PNG) and the AC-GAN paper's class grid (fig. 9: rows share z, columns are classes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from condgan.train.checkpoint import atomic_write
+
+
+def to_uint8_nhwc(x: torch.Tensor) -> np.ndarray:
+    """[-1, 1] float N×C×H×W → uint8 N×H×W×C (round to nearest)."""
+    x = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def tile(images: np.ndarray, rows: int, cols: int, pad: int = 2, pad_value: int = 255) -> np.ndarray:
+    """Lay out uint8 N×H×W×C images row-major on a rows×cols canvas (N ≤ rows·cols)."""
+    n, h, w, c = images.shape
+    if n > rows * cols:
+        raise ValueError(f"{n} images do not fit a {rows}x{cols} grid")
+    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), pad_value, np.uint8)
+    for i, img in enumerate(images):
+        r, k = divmod(i, cols)
+        canvas[pad + r * (h + pad): pad + r * (h + pad) + h, pad + k * (w + pad): pad + k * (w + pad) + w] = img
+    return canvas
+
+
+def save_png(canvas: np.ndarray, path: str | Path) -> Path:
+    path = Path(path)
+    mode_img = Image.fromarray(canvas[..., 0] if canvas.shape[-1] == 1 else canvas)
+    atomic_write(path, lambda tmp: mode_img.save(tmp, format="PNG"))
+    return path
+
+
+@torch.no_grad()
+def class_grid(generate, z: torch.Tensor, classes: list[int]) -> np.ndarray:
+    """Paper fig. 9 layout: row i uses z[i] for every class; column j is class classes[j]."""
+    rows, cols = z.shape[0], len(classes)
+    zz = z.repeat_interleave(cols, dim=0)
+    cc = torch.tensor(classes, device=z.device).repeat(rows)
+    return tile(to_uint8_nhwc(generate(zz, cc)), rows, cols)
+
+
+def save_scatter(points: np.ndarray, labels: np.ndarray | None, path: str | Path,
+                 modes: np.ndarray | None = None, title: str = "") -> Path:
+    """2D samples (coloured by class) over the true modes, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    ax.scatter(points[:, 0], points[:, 1], s=2, c=labels if labels is not None else "tab:blue", cmap="tab20", alpha=0.6)
+    if modes is not None:
+        ax.scatter(modes[:, 0], modes[:, 1], s=30, marker="x", c="black")
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+    return path

@@ -1,0 +1,91 @@
+"""The run directory: what it holds, and when it may be created, replaced or continued.
+
+Layout: config.yaml (resolved), checkpoints/, events/ (TensorBoard), metrics.jsonl, grids/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from condgan.config import Config, load_config, save_config
+from condgan.errors import ConfigError, RunDirError
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+RUN_ENTRIES = (CONFIG_FILE, METRICS_FILE, "checkpoints", "events", "grids")
+# Fields that may change when a run is resumed: they do not change what is trained.
+RESUMABLE_CHANGES = {"train.steps", "train.log_every", "train.grid_every", "train.ckpt_every",
+                     "train.keep_ckpts", "train.device", "train.threads", "data.data_dir"}
+
+
+def holds_run(run_dir: Path) -> bool:
+    return (run_dir / CONFIG_FILE).exists() or (run_dir / "checkpoints").exists()
+
+
+def _flat(cfg: Config) -> dict[str, object]:
+    return {f"{s}.{k}": v for s, sub in cfg.to_dict().items() for k, v in sub.items()}
+
+
+def _check_writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirError(f"output directory {run_dir}: not writable ({exc.strerror})") from None
+
+
+def prepare_run_dir(run_dir: Path, cfg: Config | None, *, resume: bool, force: bool) -> Config:
+    """Create, replace (`force`) or reopen (`resume`) `run_dir`; returns the config to train with.
+
+    A new run needs `cfg`. Resuming reads the saved config; a given `cfg` may differ from it only
+    in `RESUMABLE_CHANGES` (e.g. more steps), anything else is refused by name.
+    """
+    run_dir = Path(run_dir)
+    if resume and force:
+        raise RunDirError("--resume and --force exclude each other: resume continues a run, force replaces it")
+    exists = holds_run(run_dir)
+    if resume:
+        if not (run_dir / CONFIG_FILE).exists():
+            raise RunDirError(f"output directory {run_dir}: nothing to resume (no {CONFIG_FILE})")
+        saved = load_config(run_dir / CONFIG_FILE)
+        if cfg is not None:
+            given, old = _flat(cfg), _flat(saved)
+            for key in sorted(given):
+                if key not in RESUMABLE_CHANGES and given[key] != old[key]:
+                    raise ConfigError(
+                        f"cannot resume {run_dir} with a different {key}: saved {old[key]!r}, given {given[key]!r}"
+                    )
+            saved = cfg
+        _check_writable(run_dir)
+        save_config(saved, run_dir / CONFIG_FILE)
+        return saved
+    if cfg is None:
+        raise ConfigError("a new run needs a config")
+    if exists and not force:
+        raise RunDirError(
+            f"output directory {run_dir} already holds a run ({CONFIG_FILE}); "
+            "pass --resume to continue it or --force to replace it"
+        )
+    _check_writable(run_dir)
+    if exists:
+        for name in RUN_ENTRIES:
+            target = run_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    save_config(cfg, run_dir / CONFIG_FILE)
+    return cfg
+
+
+def truncate_metrics(run_dir: Path, last_step: int) -> None:
+    """Drop metrics.jsonl rows logged after `last_step` (work lost in a crash is redone on resume)."""
+    path = run_dir / METRICS_FILE
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= last_step]
+    path.write_text("".join(line + "\n" for line in kept))

@@ -1,0 +1,76 @@
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from condgan.errors import CheckpointError
+from condgan.train import checkpoint as ck
+
+
+def _model(width=4):
+    return nn.Sequential(nn.Linear(3, width), nn.Linear(width, 1))
+
+
+def _save(run, step, model=None, keep=3):
+    model = model or _model()
+    opt = torch.optim.Adam(model.parameters())
+    return ck.save_checkpoint(run, step, model, {"G": opt}, {"note": "x"}, keep)
+
+
+def test_round_trip_and_pruning(tmp_path):
+    model = _model()
+    for step in (10, 20, 30, 40):
+        _save(tmp_path, step, model, keep=2)
+    assert [p.name for p in ck.list_checkpoints(tmp_path)] == ["ckpt-00000030.pt", "ckpt-00000040.pt"]
+    state = ck.load_checkpoint(ck.latest_checkpoint(tmp_path))
+    assert state["step"] == 40 and state["meta"] == {"note": "x"}
+    fresh = _model()
+    ck.load_model_state(fresh, state["model"], tmp_path)
+    for a, b in zip(fresh.parameters(), model.parameters()):
+        assert torch.equal(a, b)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, (f"touch {os.environ['CONDGAN_MARKER']}",))
+
+
+def test_malicious_pickle_is_refused_and_not_executed(tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("CONDGAN_MARKER", str(marker))
+    path = tmp_path / "ckpt-00000001.pt"
+    torch.save({"step": 1, "model": _Evil(), "optimizers": {}, "meta": {}}, path)
+    with pytest.raises(CheckpointError, match="ckpt-00000001.pt"):
+        ck.load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_other_architecture_is_named(tmp_path):
+    path = _save(tmp_path, 1, _model(4))
+    state = ck.load_checkpoint(path)
+    with pytest.raises(CheckpointError, match=r"another architecture: 0.weight expected shape \(8, 3\), found \(4, 3\)"):
+        ck.load_model_state(_model(8), state["model"], path)
+
+
+def test_garbage_file_is_named(tmp_path):
+    path = tmp_path / "ckpt-00000001.pt"
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="ckpt-00000001.pt"):
+        ck.load_checkpoint(path)
+
+
+def test_failed_write_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
+    good = _save(tmp_path, 1)
+    before = good.read_bytes()
+
+    def broken_save(obj, f, *a, **k):
+        open(f, "wb").write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ck.torch, "save", broken_save)
+    with pytest.raises(OSError):
+        _save(tmp_path, 2)
+    assert [p.name for p in ck.list_checkpoints(tmp_path)] == ["ckpt-00000001.pt"]
+    assert good.read_bytes() == before
+    assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.endswith(".tmp")]
