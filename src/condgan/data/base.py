@@ -1,0 +1,123 @@
+"""The in-memory dataset type and the image conversions shared by the whole project.
+
+Images live in memory as float32 tensors in [-1, 1], NCHW; on disk and between tools (the samples
+.npz interchange format) they are uint8 NHWC. `images_to_unit_range` and `to_uint8_nhwc` are the
+one pair of conversions between the two: u ↦ u/127.5 − 1 and x ↦ round((x + 1)·127.5) clamped to
+[0, 255], which round-trip every uint8 value exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from condgan.errors import DataError
+
+# ITU-R BT.601 luma weights, the ones PIL's convert("L") uses, so that RGB→gray gives the same
+# result whether it happens in PIL (image folders) or on tensors.
+_LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class LabelledData:
+    """A labelled dataset held in memory.
+
+    Attributes:
+        x: float32; N×C×H×W images in [-1, 1], or N×2 points for the 2D toys.
+        y: int64, shape N, class indices in [0, num_classes).
+        class_names: one name per class, index = label.
+        name: where the data came from, e.g. "fashion-mnist", "cifar10", "folder:/path", "ring".
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    class_names: tuple[str, ...]
+    name: str
+
+    def __post_init__(self) -> None:
+        # A LabelledData can be built by hand from Python, so check what every consumer relies on.
+        if self.x.dtype != torch.float32:
+            raise DataError(f"{self.name}: x must be float32, found {self.x.dtype}")
+        if self.x.dim() not in (2, 4):
+            raise DataError(f"{self.name}: x must be N×C×H×W images or N×D points, found shape {tuple(self.x.shape)}")
+        if self.y.dtype != torch.int64 or self.y.dim() != 1:
+            raise DataError(f"{self.name}: y must be int64 of shape N, found {self.y.dtype} {tuple(self.y.shape)}")
+        if len(self.x) != len(self.y):
+            raise DataError(f"{self.name}: {len(self.x)} samples but {len(self.y)} labels")
+        if not self.class_names:
+            raise DataError(f"{self.name}: no class names")
+        if len(self.y) and (int(self.y.min()) < 0 or int(self.y.max()) >= len(self.class_names)):
+            raise DataError(
+                f"{self.name}: labels must lie in [0, {len(self.class_names)}), "
+                f"found [{int(self.y.min())}, {int(self.y.max())}]"
+            )
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def is_image(self) -> bool:
+        return self.x.dim() == 4
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape of one sample: (C, H, W) for images, (2,) for 2D points."""
+        return tuple(self.x.shape[1:])
+
+    def to_uint8_nhwc(self) -> np.ndarray:
+        """The images as uint8 N×H×W×C (the on-disk convention); images only."""
+        if not self.is_image:
+            raise DataError(f"{self.name} holds points of shape {self.sample_shape}, not images")
+        return to_uint8_nhwc(self.x)
+
+
+def images_to_unit_range(images: np.ndarray) -> torch.Tensor:
+    """uint8 N×H×W×C (or N×H×W, taken as C = 1) → float32 N×C×H×W tensor in [-1, 1] (u/127.5 − 1)."""
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim not in (3, 4):
+        found = f"{images.dtype} array of shape {images.shape}" if isinstance(images, np.ndarray) else type(images)
+        raise DataError(f"images must be a uint8 N×H×W×C or N×H×W array, found {found}")
+    if images.ndim == 3:
+        images = images[..., None]
+    # astype copies, so read-only inputs (np.frombuffer over file bytes) are fine for from_numpy.
+    x = torch.from_numpy(images.astype(np.float32)).permute(0, 3, 1, 2).contiguous()
+    return x.div_(127.5).sub_(1.0)
+
+
+def to_uint8_nhwc(x: torch.Tensor) -> np.ndarray:
+    """float N×C×H×W tensor in [-1, 1] → uint8 N×H×W×C array: round((x + 1)·127.5), clamped to [0, 255]."""
+    if x.dim() != 4 or not x.is_floating_point():
+        raise DataError(f"images must be a float N×C×H×W tensor, found {x.dtype} of shape {tuple(x.shape)}")
+    u = ((x.detach().float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+    return u.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+def resize_images(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Resize N×C×H×W images to resolution×resolution: bilinear, antialiased when shrinking.
+
+    Antialiasing (a box prefilter scaled to the shrink factor) keeps downsized images free of
+    aliasing, like PIL's resize; it has no effect when enlarging.
+    """
+    if tuple(x.shape[2:]) == (resolution, resolution):
+        return x
+    shrinking = resolution < max(x.shape[2], x.shape[3])
+    y = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=shrinking)
+    return y.clamp_(-1.0, 1.0)
+
+
+def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Convert N×C×H×W images between 1 (gray) and 3 (RGB) channels; gray = BT.601 luma."""
+    if x.shape[1] == channels:
+        return x
+    if x.shape[1] == 1 and channels == 3:
+        return x.expand(-1, 3, -1, -1).contiguous()
+    if x.shape[1] == 3 and channels == 1:
+        weights = torch.tensor(_LUMA_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        return (x * weights).sum(dim=1, keepdim=True)
+    raise DataError(f"cannot convert {x.shape[1]}-channel images to {channels} channels; expected 1 or 3")
