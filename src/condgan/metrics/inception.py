@@ -31,13 +31,33 @@ The weights are never downloaded implicitly: `load_fid_inception` finds them (ex
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
+import pickle
+import re
+import tempfile
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+import safetensors.torch
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from condgan.errors import CheckpointError
+
 INPUT_SIZE = 299  # Inception-v3's input resolution (TF graph: 299×299 after "ResizeBilinear")
 POOL_DIM = 2048  # pool3 features, the FID/KID/PRDC feature space
 NUM_LOGITS = 1008  # the 2015-12-05 graph's softmax has 1008 outputs (1000 ImageNet classes + 8 unused)
+
+FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"  # "-<first 8 hex of sha256>." as torch.hub names files
+FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + FID_WEIGHTS_NAME
+WEIGHTS_ENV_VAR = "CONDGAN_INCEPTION_WEIGHTS"
+WEIGHTS_FLAG = "--inception-weights"
+EXTRACTOR_NAME = "inception-v3-fid"
 
 
 class _ConvBN(nn.Module):
@@ -241,6 +261,12 @@ class FIDInceptionV3(nn.Module):
         self.Mixed_7b = _InceptionE(1280, max_pool=False)  # → 2048
         self.Mixed_7c = _InceptionE(2048, max_pool=True)  # → 2048
         self.fc = nn.Linear(POOL_DIM, NUM_LOGITS)
+        self.weights_sha256: str | None = None  # set by `load_fid_inception`
+
+    @property
+    def extractor_id(self) -> str:
+        """``inception-v3-fid:<12 hex of the weights file's sha256>``, or ``...:unloaded`` for own weights."""
+        return fid_extractor_id(self.weights_sha256) if self.weights_sha256 else f"{EXTRACTOR_NAME}:unloaded"
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Images float N×C×H×W in [-1, 1], C = 1 or 3, any H×W → dict(pool, logits, logits_unbiased)."""
@@ -257,3 +283,183 @@ class FIDInceptionV3(nn.Module):
         pool = h.mean(dim=(2, 3))  # TF "pool_3": 8×8 average pool at 299×299 input
         logits_unbiased = pool @ self.fc.weight.T
         return {"pool": pool, "logits": logits_unbiased + self.fc.bias, "logits_unbiased": logits_unbiased}
+
+
+def fid_extractor_id(weights_sha256: str) -> str:
+    """Short id of the extractor for metric records, e.g. ``inception-v3-fid:6726825d....``.
+
+    12 hex digits (48 bits) of the weights file's sha256 tell any two weight files apart in practice;
+    the same weights stored as .pth and as .safetensors get different ids (the bytes differ).
+    """
+    return f"{EXTRACTOR_NAME}:{weights_sha256[:12]}"
+
+
+def weights_hash(path: str | Path) -> str:
+    """sha256 (hex) of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/condgan`` if that variable is set, else ``~/.cache/condgan``."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "condgan"
+
+
+def _how_to_get_weights() -> str:
+    return (
+        f"expected the file {FID_WEIGHTS_NAME} (pytorch-fid's Inception weights); download it from {FID_WEIGHTS_URL} "
+        f"(or run condgan.metrics.inception.download_fid_inception()) and pass {WEIGHTS_FLAG} PATH, "
+        f"set ${WEIGHTS_ENV_VAR}, or put it in {user_cache_dir()}"
+    )
+
+
+def find_fid_inception_weights(weights: str | Path | None = None) -> Path:
+    """The weights file to use: `weights` if given, else ``$CONDGAN_INCEPTION_WEIGHTS`` if set, else the cache file.
+
+    A path given explicitly (argument or variable) that does not exist is an error rather than a
+    reason to look further, so that a typo is reported instead of silently replaced.
+
+    Raises:
+        CheckpointError: naming the place searched, the expected file name and where to get it.
+    """
+    if weights is not None:
+        where, path = "given path", Path(weights).expanduser()
+    elif os.environ.get(WEIGHTS_ENV_VAR):
+        where, path = f"${WEIGHTS_ENV_VAR}", Path(os.environ[WEIGHTS_ENV_VAR]).expanduser()
+    else:
+        where, path = f"user cache (no {WEIGHTS_FLAG}, ${WEIGHTS_ENV_VAR} unset)", user_cache_dir() / FID_WEIGHTS_NAME
+    if not path.is_file():
+        raise CheckpointError(f"Inception weights not found: searched {where} {path}; {_how_to_get_weights()}")
+    return path
+
+
+def _parse_weights(data: bytes, path: Path) -> Mapping[str, torch.Tensor]:
+    """Tensors from a .safetensors file or a torch.save file, the latter unpickled with weights_only=True."""
+    if path.suffix == ".safetensors":
+        try:
+            state = safetensors.torch.load(data)
+        except safetensors.SafetensorError as e:
+            raise CheckpointError(f"{path}: not a valid safetensors file ({e})") from e
+    else:
+        try:
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            # Name what was refused ("GLOBAL posix.system", "Unsupported operand 149"), but not torch's
+            # advice to retry with weights_only=False, which would run whatever the file holds.
+            found = re.search(r"GLOBAL [\w.]+|Unsupported operand \d+", str(e))
+            raise CheckpointError(
+                f"{path}: refused to load: weights files are unpickled with weights_only=True, which allows only "
+                f"tensors and plain containers; this file holds something else "
+                f"({found.group(0) if found else type(e).__name__}), it is corrupted or unsafe"
+            ) from e
+        except Exception as e:  # torch.load raises many types on truncated or foreign files
+            raise CheckpointError(
+                f"{path}: cannot be read as a PyTorch weights file ({type(e).__name__}: {str(e)[:200]})"
+            ) from e
+    if not isinstance(state, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise CheckpointError(f"{path}: expected a dict of parameter name → tensor, found {type(state).__name__}")
+    return state
+
+
+def _load_checked(model: FIDInceptionV3, state: Mapping[str, torch.Tensor], path: Path) -> None:
+    """`model.load_state_dict(state, strict=True)` after checking keys and shapes with clear messages.
+
+    BatchNorm's ``num_batches_tracked`` counters are optional (the TF-converted files have none and
+    they do not affect inference); missing ones keep the model's value.
+    """
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        found = [f"{len(missing)} missing keys, first {missing[0]!r}"] if missing else []
+        found += [f"{len(unexpected)} unexpected keys, first {unexpected[0]!r}"] if unexpected else []
+        raise CheckpointError(
+            f"{path}: not the FID Inception-v3 layout ({FID_WEIGHTS_NAME}): {'; '.join(found)}"
+        )
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise CheckpointError(
+                f"{path}: {key!r} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)} "
+                f"(FID Inception-v3 layout, {FID_WEIGHTS_NAME})"
+            )
+    model.load_state_dict({**expected, **state}, strict=True)
+
+
+def load_fid_inception(weights: str | Path | None = None, *, device: str | torch.device = "cpu") -> FIDInceptionV3:
+    """The reference FID Inception-v3 with its weights, frozen, in eval mode, on `device`.
+
+    Args:
+        weights: the weights file (.pth as published by pytorch-fid, or .safetensors with the same
+            keys); None looks in ``$CONDGAN_INCEPTION_WEIGHTS`` and then the user cache
+            (see `find_fid_inception_weights`). Nothing is downloaded.
+        device: where to put the model.
+
+    The returned model's `weights_sha256` and `extractor_id` identify the file, for metric records.
+
+    Raises:
+        CheckpointError: file not found, unreadable, unsafe (pickle with non-tensor objects), or
+            with keys/shapes other than the reference layout.
+    """
+    path = find_fid_inception_weights(weights)
+    try:
+        data = path.read_bytes()  # hash and parse the same bytes
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot be read ({e.strerror})") from e
+    state = _parse_weights(data, path)
+    model = FIDInceptionV3()
+    _load_checked(model, state, path)
+    model.weights_sha256 = hashlib.sha256(data).hexdigest()
+    return model.requires_grad_(False).eval().to(device)
+
+
+def download_fid_inception(dest: str | Path | None = None, url: str = FID_WEIGHTS_URL) -> Path:
+    """Download the weights into the folder `dest` (default `user_cache_dir()`) and return the file's path.
+
+    As torch.hub does, the file name in `url` must carry a prefix of the file's sha256
+    (``...-6726825d.pth``); the download goes to a temporary file in `dest`, is refused and deleted
+    if its sha256 does not start with that prefix, and is renamed into place otherwise. A file
+    already in place with a matching hash is returned without downloading.
+
+    Raises:
+        CheckpointError: URL without a hash in its file name, network or disk failure, hash mismatch.
+    """
+    name = Path(urllib.parse.urlsplit(url).path).name
+    match = re.search(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$", name)
+    if match is None:
+        raise CheckpointError(f"{url}: the file name should end in -<sha256 prefix>.<ext>, like {FID_WEIGHTS_NAME}")
+    prefix = match.group(1)
+    folder = Path(dest).expanduser() if dest is not None else user_cache_dir()
+    target = folder / name
+    if target.is_file() and weights_hash(target).startswith(prefix):
+        return target
+    tmp_path: Path | None = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{name}.", suffix=".part", delete=False) as tmp:
+            tmp_path = Path(tmp.name)
+            with urllib.request.urlopen(url, timeout=60) as response:
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    digest.update(chunk)
+                    tmp.write(chunk)
+        if not digest.hexdigest().startswith(prefix):
+            raise CheckpointError(
+                f"{url}: refused the download, its sha256 is {digest.hexdigest()}, expected it to start with "
+                f"{prefix} (from the file name); nothing was saved"
+            )
+        os.replace(tmp_path, target)
+        tmp_path = None
+    except (OSError, ValueError) as e:  # URLError is an OSError; ValueError: malformed URL
+        raise CheckpointError(
+            f"downloading {url} to {target} failed ({e}); download it by hand and pass {WEIGHTS_FLAG} PATH"
+        ) from e
+    finally:
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
+    return target
