@@ -1,0 +1,110 @@
+"""A folder of class sub-folders of images: `root/<class name>/**/<image>`.
+
+Class names are the sorted sub-folder names, labels their indices. Images of any size and mode are
+converted to RGB (channels=3) or 8-bit grayscale (channels=1), center-cropped to a square and
+resized with PIL's bicubic filter (which PIL antialiases when shrinking) to `resolution`.
+Transparent pixels are composited onto black. 16-bit grayscale images keep their top 8 bits.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from condgan.data.base import LabelledData, images_to_unit_range
+from condgan.errors import DataError
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm"})
+_GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
+_WIDE_GRAY_MODES = frozenset({"I", "I;16", "I;16B", "I;16L"})
+
+
+def _is_visible(name: str) -> bool:
+    # Hidden entries include macOS "._name.jpg" resource forks, which are not images.
+    return not name.startswith(".")
+
+
+def list_images(root: str | os.PathLike) -> tuple[list[tuple[Path, int]], tuple[str, ...]]:
+    """The (image path, label) pairs under `root`, sorted, and the class names."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: expected a folder of class sub-folders, found {'a file' if root.exists() else 'nothing'}")
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and _is_visible(d.name))
+    if not class_dirs:
+        loose = sum(1 for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        raise DataError(f"{root}: expected one sub-folder per class, found none"
+                        + (f" ({loose} images lie directly in it; move them into class sub-folders)" if loose else ""))
+    files: list[tuple[Path, int]] = []
+    for label, class_dir in enumerate(class_dirs):
+        images = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+                        and p.is_file() and all(_is_visible(q) for q in p.relative_to(class_dir).parts))
+        if not images:
+            raise DataError(f"{class_dir}: class folder holds no images (expected {', '.join(sorted(IMAGE_EXTENSIONS))})")
+        files += [(p, label) for p in images]
+    return files, tuple(d.name for d in class_dirs)
+
+
+def _header(path: Path) -> tuple[str, tuple[int, int]]:
+    """(mode, size) from the image header, without decoding the pixels."""
+    try:
+        with Image.open(path) as im:
+            return im.mode, im.size
+    except Exception as e:  # PIL signals unreadable files with several exception types
+        raise DataError(f"{path}: cannot read image ({type(e).__name__}: {e})") from e
+
+
+def _to_mode(im: Image.Image, mode: str) -> Image.Image:
+    """Convert to "RGB" or "L": alpha composited onto black, 16-bit gray reduced to its top 8 bits."""
+    if im.mode in _WIDE_GRAY_MODES:
+        # PIL's convert("L") clips 16-bit values at 255 instead of scaling them.
+        im = Image.fromarray((np.clip(np.asarray(im, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8))
+    if "A" in im.mode or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        im = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+    return im.convert(mode)
+
+
+def _decode(path: Path, mode: str, resolution: int) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            im = _to_mode(im, mode)
+            # fit = center crop to the target aspect (square), then resize.
+            im = ImageOps.fit(im, (resolution, resolution), method=Image.Resampling.BICUBIC)
+            return np.asarray(im, dtype=np.uint8)
+    except Exception as e:  # decoding errors surface here for truncated files (OSError, ValueError, …)
+        raise DataError(f"{path}: cannot read image ({type(e).__name__}: {e})") from e
+
+
+def load_folder(root: str | os.PathLike, resolution: int | None = None, channels: int | None = None) -> LabelledData:
+    """Load every image under `root/<class>/` as N×C×R×R in [-1, 1], labelled by its class folder.
+
+    Args:
+        root: the folder of class sub-folders.
+        resolution: side R of the square output; None keeps the native size, which requires all
+            images to share one square size.
+        channels: 3 (RGB) or 1 (grayscale); None = 1 if every image is grayscale, else 3.
+    """
+    root = Path(root)
+    files, class_names = list_images(root)
+    headers = [_header(path) for path, _ in files]
+    if channels is None:
+        channels = 1 if all(mode in _GRAY_MODES for mode, _ in headers) else 3
+    if channels not in (1, 3):
+        raise DataError(f"{root}: channels must be 1 or 3, found {channels}")
+    if resolution is None:
+        sizes = {size for _, size in headers}
+        (w, h) = next(iter(sizes))
+        if len(sizes) > 1 or w != h:
+            examples = ", ".join(f"{w}×{h}" for w, h in sorted(sizes)[:3])
+            raise DataError(f"{root}: images are not all one square size (found {examples}); choose a resolution")
+        resolution = w
+    mode = "L" if channels == 1 else "RGB"
+    out = np.empty((len(files), resolution, resolution, channels), dtype=np.uint8)
+    for i, (path, _) in enumerate(files):
+        out[i] = _decode(path, mode, resolution).reshape(resolution, resolution, channels)
+    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
+    return LabelledData(x=images_to_unit_range(out), y=labels, class_names=class_names, name=f"folder:{root.resolve()}")
