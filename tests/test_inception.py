@@ -263,7 +263,8 @@ def test_layout_errors_name_file_and_key(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=rf"{path}: .*1 unexpected keys, first 'AuxLogits.fc.weight'"):
         load_fid_inception(path)
     torch.save({**state, "fc.weight": torch.zeros(1000, 2048)}, path)
-    with pytest.raises(CheckpointError, match=rf"{path}: 'fc.weight' has shape \(1000, 2048\), expected \(1008, 2048\)"):
+    wrong_shape = rf"{path}: 'fc.weight' has shape \(1000, 2048\), expected \(1008, 2048\)"
+    with pytest.raises(CheckpointError, match=wrong_shape):
         load_fid_inception(path)
     torch.save({k: v for k, v in state.items() if not k.startswith("Mixed_5b")}, path)
     with pytest.raises(CheckpointError, match=rf"{path}: .*35 missing keys, first 'Mixed_5b.branch1x1.conv.weight'"):
