@@ -1,0 +1,125 @@
+"""Datasets as labelled tensors: `load_dataset(name, split, ...) -> LabelledData`.
+
+Names (`dataset_names()`): "mnist", "fashion-mnist" (IDX files), "cifar10" (python batches),
+"folder" (class sub-folders of images; `data_dir` is the folder), "ring", "grid" (2D toys).
+Files are looked up as described in `condgan.data.paths` and downloaded by
+`condgan.data.fetch.fetch_dataset` (CLI: `condgan data fetch NAME`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from condgan.data.base import LabelledData, convert_channels, images_to_unit_range, resize_images, to_uint8_nhwc
+from condgan.data.cifar import load_cifar10
+from condgan.data.folder import load_folder
+from condgan.data.idx import load_idx
+from condgan.data.toy2d import DEFAULT_NUM_SAMPLES, load_toy
+from condgan.errors import ConfigError
+from condgan.registry import Registry
+
+__all__ = ["DATASETS", "LabelledData", "dataset_names", "images_to_unit_range", "load_dataset", "to_uint8_nhwc"]
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """The arguments of `load_dataset`, validated, as handed to each registered loader."""
+
+    split: str
+    data_dir: Path | None
+    resolution: int | None
+    channels: int | None
+    num_samples: int | None
+    seed: int
+
+
+def _load_folder(r: DataRequest) -> LabelledData:
+    if r.data_dir is None:
+        raise ConfigError("dataset 'folder' needs data_dir (--data-dir): the folder of class sub-folders")
+    if r.split != "train":
+        # A folder is one set; silently reusing it as the test split would evaluate on training data.
+        raise ConfigError(f"dataset 'folder' has only the split 'train', found {r.split!r}; "
+                          "point data_dir at the folder holding the test images instead")
+    return load_folder(r.data_dir, resolution=r.resolution, channels=r.channels)
+
+
+def _load_toy(name: str) -> Callable[[DataRequest], LabelledData]:
+    def load(r: DataRequest) -> LabelledData:
+        for field, value in (("resolution", r.resolution), ("channels", r.channels), ("data_dir", r.data_dir)):
+            if value is not None:
+                raise ConfigError(f"{field}: dataset {name!r} is 2D points, it takes no {field}; found {value}")
+        return load_toy(name, r.split, r.num_samples or DEFAULT_NUM_SAMPLES, r.seed)
+    return load
+
+
+DATASETS: Registry[Callable[[DataRequest], LabelledData]] = Registry("dataset")
+DATASETS.add("mnist", lambda r: load_idx("mnist", r.split, r.data_dir))
+DATASETS.add("fashion-mnist", lambda r: load_idx("fashion-mnist", r.split, r.data_dir))
+DATASETS.add("cifar10", lambda r: load_cifar10(r.split, r.data_dir))
+DATASETS.add("folder", _load_folder)
+DATASETS.add("ring", _load_toy("ring"))
+DATASETS.add("grid", _load_toy("grid"))
+
+
+def dataset_names() -> list[str]:
+    """The names `load_dataset` accepts."""
+    return DATASETS.names()
+
+
+def _check_positive(field: str, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(f"{field}: expected a positive integer, found {value!r}")
+
+
+def load_dataset(
+    name: str,
+    split: str = "train",
+    *,
+    data_dir: str | os.PathLike | None = None,
+    resolution: int | None = None,
+    channels: int | None = None,
+    num_samples: int | None = None,
+    seed: int = 0,
+) -> LabelledData:
+    """Load dataset `name` as a LabelledData: images N×C×H×W in [-1, 1] or N×2 points.
+
+    Args:
+        name: one of `dataset_names()`.
+        split: "train" or "test"; the 2D toys draw the test split from a different seed.
+        data_dir: where to look first for the files (for "folder": the folder itself).
+        resolution: images are resized to resolution×resolution (bilinear, antialiased when
+            shrinking; folders: PIL bicubic at load time); None keeps the native size.
+        channels: 1 or 3; images are converted (gray = BT.601 luma, gray→RGB repeats); None keeps
+            the native channels.
+        num_samples: images: a random subset of this size (drawn with `seed`, kept in file order);
+            2D toys: the number of points drawn (default 100000).
+        seed: drives the subset choice and the toy draws.
+    """
+    loader = DATASETS.get(name)
+    if split not in SPLITS:
+        raise ConfigError(f"split: unknown split {split!r}; expected one of: {', '.join(SPLITS)}")
+    _check_positive("resolution", resolution)
+    _check_positive("num_samples", num_samples)
+    if channels is not None and channels not in (1, 3):
+        raise ConfigError(f"channels: expected 1 or 3, found {channels!r}")
+    request = DataRequest(split, Path(data_dir).expanduser() if data_dir is not None else None,
+                          resolution, channels, num_samples, seed)
+    data = loader(request)
+    if num_samples is not None and num_samples < len(data):
+        # Subset before resizing, so only the kept images are resized.
+        keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:num_samples].sort().values
+        data = LabelledData(data.x[keep], data.y[keep], data.class_names, data.name)
+    elif num_samples is not None and num_samples > len(data):
+        raise ConfigError(f"num_samples: {name} {split} holds {len(data)} samples, fewer than the {num_samples} asked for")
+    if data.is_image and (resolution is not None or channels is not None):
+        x = resize_images(data.x, resolution) if resolution is not None else data.x
+        x = convert_channels(x, channels) if channels is not None else x
+        data = LabelledData(x, data.y, data.class_names, data.name)
+    return data
