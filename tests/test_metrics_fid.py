@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import scipy.linalg
 
 from condgan.errors import SamplesError
 from condgan.metrics import fid as fid_module

@@ -7,23 +7,25 @@ the argument, what was expected and what was found.
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Sequence, Union
 
 import numpy as np
 import torch
 
 from condgan.errors import ConfigError, SamplesError
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[float]]
 
 
 def to_numpy(x: ArrayLike, name: str) -> np.ndarray:
-    """`x` as a numpy array (tensors are detached and copied to the CPU)."""
+    """`x` as a numpy array (tensors are detached and copied to the CPU, lists converted)."""
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
     if isinstance(x, np.ndarray):
         return x
-    raise SamplesError(f"{name}: expected a numpy array or torch tensor, found {type(x).__name__}")
+    if isinstance(x, (list, tuple)):
+        return np.asarray(x)
+    raise SamplesError(f"{name}: expected a numpy array, torch tensor or list, found {type(x).__name__}")
 
 
 def features(x: ArrayLike, name: str, min_rows: int = 1) -> np.ndarray:
@@ -41,7 +43,7 @@ def features(x: ArrayLike, name: str, min_rows: int = 1) -> np.ndarray:
 
 def features_tensor(x: ArrayLike, name: str, min_rows: int = 1) -> torch.Tensor:
     """A finite float64 tensor (N, D) on the input's device (numpy input goes to the CPU)."""
-    t = torch.from_numpy(to_numpy(x, name)) if isinstance(x, np.ndarray) else x.detach()
+    t = x.detach() if isinstance(x, torch.Tensor) else torch.from_numpy(to_numpy(x, name))
     if t.dim() != 2:
         raise SamplesError(f"{name}: expected a 2-D array (samples, features), found shape {tuple(t.shape)}")
     if t.shape[0] < min_rows:
