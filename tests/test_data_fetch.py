@@ -32,6 +32,13 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.requests.append(self.path)
+        if self.path == "/cut.bin":  # promises 100 bytes, sends 10, hangs up
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+            self.close_connection = True
+            return
         super().do_GET()
 
 
@@ -108,6 +115,14 @@ def test_http_error_names_url(server, monkeypatch, tmp_path):
     _, url, _ = server
     use_sources(monkeypatch, toy=Source(url, (("missing.bin", md5(b"")),)))
     with pytest.raises(DataError, match=r"cannot download .*missing.bin.*404"):
+        fetch_dataset("toy", tmp_path / "dest")
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
+def test_connection_cut_mid_file(server, monkeypatch, tmp_path):
+    _, url, _ = server
+    use_sources(monkeypatch, toy=Source(url, (("cut.bin", md5(b"x" * 100)),)))
+    with pytest.raises(DataError, match=r"cut.bin from .*: the connection closed after 10 of 100 bytes"):
         fetch_dataset("toy", tmp_path / "dest")
     assert list((tmp_path / "dest").iterdir()) == []
 

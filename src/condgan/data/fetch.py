@@ -18,12 +18,12 @@ once its digest matches, so a partial or corrupt download never looks like a goo
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import shutil
 import tarfile
 import tempfile
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +96,10 @@ def fetch_dataset(name: str, dest_dir: str | os.PathLike | None = None, base_url
     base = (base_url or os.environ.get("CONDGAN_DATA_MIRROR") or source.base_url).rstrip("/") + "/"
     if source.extract_dir is not None and (dest / source.extract_dir).is_dir():
         return dest
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create the destination {dest}: {e}") from e
     for file_name, md5 in source.files:
         path = dest / file_name
         if path.is_file() and _md5(path) == md5:
@@ -120,19 +123,29 @@ def _md5(path: Path) -> str:
 def download(url: str, path: Path, md5: str) -> None:
     """Download `url` to `path` via a temporary file, keeping it only if its md5 is `md5`."""
     log.info("downloading %s -> %s", url, path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as e:
+        raise DataError(f"cannot write into {path.parent}: {e}") from e
     tmp = Path(tmp_name)
     try:
         digest = hashlib.md5(usedforsecurity=False)
+        received = 0
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response:
+            announced = response.headers.get("Content-Length")
             while chunk := response.read(_CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
+                received += len(chunk)
+        # http.client returns a short body without error when the server hangs up early.
+        if announced is not None and received != int(announced):
+            raise DataError(f"{path.name} from {url}: the connection closed after {received} of {announced} bytes; "
+                            "try again")
         if digest.hexdigest() != md5:
             raise DataError(f"{path.name} from {url}: md5 mismatch: expected {md5}, found {digest.hexdigest()}; "
                             "the download is corrupt or the server sent another file")
         os.replace(tmp, path)
-    except (urllib.error.URLError, OSError) as e:
+    except (OSError, http.client.HTTPException) as e:  # URLError and timeouts are OSErrors; a cut body is IncompleteRead
         raise DataError(f"cannot download {url} to {path}: {e}; check the network, set CONDGAN_DATA_MIRROR "
                         f"to a mirror, or copy the file into {path.parent} yourself") from e
     finally:

@@ -50,10 +50,12 @@ def _read_bytes(path: Path) -> bytes:
             with gzip.open(path, "rb") as f:
                 return f.read()
         return path.read_bytes()
-    except (EOFError, zlib.error, OSError) as e:
-        # EOFError: truncated gzip stream; zlib.error / gzip.BadGzipFile (an OSError): corrupt data.
-        raise DataError(f"{path}: cannot read ({type(e).__name__}: {e}); the file is truncated or corrupt, "
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        # EOFError: the gzip stream ends early; zlib.error / BadGzipFile: corrupt data or CRC.
+        raise DataError(f"{path}: bad gzip data ({type(e).__name__}: {e}); the file is truncated or corrupt, "
                         "delete it and fetch it again") from e
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e})") from e
 
 
 def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
