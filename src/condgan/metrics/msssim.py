@@ -35,7 +35,7 @@ would keep all scales at 64 px but not at 28 or 32 px (2 px at scale 5), and wou
 be the sigma = 1.5 Gaussian, so it is not the default. `win_size` and `weights` override these.
 
 Conventions. The two reference implementations agree on the cs terms (Gaussian filter without
-padding, "valid") and differ in three places:
+padding, "valid") and differ here:
 
     pytorch-msssim (`pytorch_msssim.ms_ssim`)       torchmetrics (`multiscale_structural_...`)
     last-scale SSIM map: valid (no padding)          reflect-padded by (win-1)/2, full size
@@ -47,14 +47,17 @@ padding, "valid") and differ in three places:
                                                        sigma 1.5; `kernel_size` is only checked)
 
 `convention="pytorch_msssim"` (the default) reproduces the first column; `"torchmetrics"` the
-second. For one-channel images whose sizes stay even they differ only in the last-scale map.
+first three rows of the second (the window always has `win_size` taps: pass
+int(3.5 sigma + 0.5) * 2 + 1 to match torchmetrics). For one-channel images whose sizes stay
+even the conventions differ only in the last-scale map.
 (Other implementations differ again, e.g. tensorflow/models' research/compression msssim.py
 shrinks window and sigma at scales smaller than the window; numbers computed under different
 conventions or settings are not comparable.)
 
 Speed: the moment maps (x, y, x^2 + y^2, xy) are filtered together, each separable pass as
-one matrix product with a banded (size x valid size) matrix, which BLAS runs much faster than a
-depthwise convolution at these image sizes; pairs are processed `batch_size` at a time.
+one matrix product with a banded (size x valid size) matrix, which BLAS runs faster than a
+depthwise convolution at these image sizes (on CPU about 3-5x pytorch-msssim's pairs/s at equal
+settings, 64 px RGB, 5 scales, 3 taps); pairs are processed `batch_size` at a time.
 """
 
 from __future__ import annotations
@@ -192,6 +195,9 @@ def ms_ssim(
         convention: which reference's padding and channel averaging to follow (module docstring).
         batch_size: pairs per step; changes memory, not results.
 
+    float32 matrix products run at "highest" precision (no TF32) during the call, whatever
+    `torch.set_float32_matmul_precision` says; the setting is restored afterwards.
+
     Returns:
         (N,) tensor of MS-SSIM values in [0, 1] (1 for identical images).
 
@@ -211,8 +217,9 @@ def ms_ssim(
         default = default_settings(height, width)
         win_size = default.win_size if win_size is None else win_size
         weights = default.weights if weights is None else weights
-    if isinstance(win_size, bool) or not isinstance(win_size, int) or win_size < 1 or win_size % 2 == 0:
-        raise ConfigError(f"win_size: expected an odd integer >= 1, found {win_size!r}")
+    if _checks.positive_int(win_size, "win_size") % 2 == 0:
+        raise ConfigError(f"win_size: expected an odd integer, found {win_size}")
+    win_size = int(win_size)
     weights = tuple(float(w) for w in weights)
     if not weights or any(not w > 0 for w in weights):
         raise ConfigError(f"weights: expected one positive weight per scale, found {weights}")
@@ -231,9 +238,16 @@ def ms_ssim(
     win = gaussian_window(win_size, win_sigma, dtype, x.device)
     w = torch.tensor(weights, dtype=dtype, device=x.device)
     c1, c2 = k1**2, k2**2
-    out = [
-        _ms_ssim_batch((x[s:s + batch_size].to(dtype) - low) / (high - low),
-                       (y[s:s + batch_size].to(dtype) - low) / (high - low), win, w, c1, c2, convention)
-        for s in range(0, x.shape[0], batch_size)
-    ]
+    # Variances are differences of filtered moments: TF32 matmuls ("high"/"medium" precision) would
+    # leave errors of ~1e-3 in them, so full float32 precision is forced while this runs.
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        out = [
+            _ms_ssim_batch((x[s:s + batch_size].to(dtype) - low) / (high - low),
+                           (y[s:s + batch_size].to(dtype) - low) / (high - low), win, w, c1, c2, convention)
+            for s in range(0, x.shape[0], batch_size)
+        ]
+    finally:
+        torch.set_float32_matmul_precision(precision)
     return torch.cat(out) if out else x.new_zeros(0, dtype=dtype)
