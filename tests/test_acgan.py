@@ -15,7 +15,7 @@ def _method(**overrides):
 
 def _inputs(n=16):
     g = torch.Generator().manual_seed(1)
-    return StepInputs(real_x=torch.randn(n, 2, generator=g), real_c=torch.randint(0, 3, (n,), generator=g),
+    return StepInputs(real_x=torch.randn(n, 2, generator=g), real_c=torch.randint(0, 3, (n,), generator=g), real_idx=torch.arange(n),
                       gen_z=torch.randn(n, 4, generator=g), gen_c=torch.randint(0, 3, (n,), generator=g), step=0)
 
 

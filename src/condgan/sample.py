@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from condgan.config import Config, resolve_config
+from condgan.config import Config, load_config, resolve_config
 from condgan.errors import CheckpointError, ConfigError, SamplesError
 from condgan.methods import Method, build_method
 from condgan.nets import DataSpec
-from condgan.report.grid import to_uint8_nhwc
+from condgan.data.base import to_uint8_nhwc
 from condgan.train.checkpoint import atomic_write, latest_checkpoint, load_checkpoint, load_model_state
+from condgan.train.rundir import CONFIG_FILE
 
 
 @dataclass
@@ -49,10 +50,25 @@ def load_run(run: str | Path, checkpoint: str | Path | None = None, device: str 
         names = list(meta["class_names"])
     except (KeyError, TypeError, ConfigError) as exc:
         raise CheckpointError(f"checkpoint {path}: metadata is incomplete or invalid ({exc})") from None
+    run_config = run / CONFIG_FILE
+    if run_config.exists():  # the checkpoint must be one of this run's model
+        _check_same_model(load_config(run_config), cfg, path)
     method = build_method(cfg, spec)
     load_model_state(method, state["model"], path)
     method.to(device).eval()
     return LoadedRun(method, cfg, names, spec.sample_shape, int(state["step"]), path)
+
+
+def _check_same_model(run_cfg: Config, ckpt_cfg: Config, path: Path) -> None:
+    """Refuse a checkpoint whose data/model/method settings differ from the run's config."""
+    for section in ("data", "model", "method"):
+        ours, theirs = getattr(run_cfg, section).__dict__, getattr(ckpt_cfg, section).__dict__
+        for key in ours:
+            if key != "data_dir" and ours[key] != theirs[key]:
+                raise CheckpointError(
+                    f"checkpoint {path}: made for another architecture: {section}.{key} is {theirs[key]!r} "
+                    f"there, {ours[key]!r} in this run's {CONFIG_FILE}"
+                )
 
 
 def balanced_labels(n: int, classes: list[int]) -> torch.Tensor:

@@ -28,7 +28,8 @@ class StepInputs:
     """One training step's inputs; `cache` lets phases share work (e.g. one G forward per step)."""
 
     real_x: torch.Tensor
-    real_c: torch.Tensor
+    real_c: torch.Tensor  # true labels (a method that must not read them, e.g. Self-Cond GAN, ignores them)
+    real_idx: torch.Tensor  # indices of the real batch in the training set
     gen_z: torch.Tensor
     gen_c: torch.Tensor
     step: int
@@ -65,6 +66,12 @@ class Method(nn.Module):
         """Classes to condition generated samples on during training (uniform by default)."""
         return torch.randint(0, max(self.num_classes, 1), (n,), device=device, generator=generator)
 
-    def on_step_end(self, step: int, data_x: torch.Tensor) -> dict[str, float]:
-        """Hook after each step (e.g. periodic re-clustering); returns statistics to log."""
+    def prepare(self, data_x: torch.Tensor, data_y: torch.Tensor) -> dict[str, float]:
+        """Hook before the first step of a (new or resumed) run, with the whole training set."""
+        return {}
+
+    def on_step_end(self, step: int, data_x: torch.Tensor, data_y: torch.Tensor) -> dict[str, float]:
+        """Hook after each step (e.g. periodic re-clustering); returns statistics to log.
+
+        `data_y` are the true labels, for diagnostics only (e.g. cluster purity)."""
         return {}

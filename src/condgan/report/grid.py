@@ -8,13 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from condgan.data.base import to_uint8_nhwc
 from condgan.train.checkpoint import atomic_write
-
-
-def to_uint8_nhwc(x: torch.Tensor) -> np.ndarray:
-    """[-1, 1] float N×C×H×W → uint8 N×H×W×C (round to nearest)."""
-    x = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).numpy()
 
 
 def tile(images: np.ndarray, rows: int, cols: int, pad: int = 2, pad_value: int = 255) -> np.ndarray:

@@ -164,13 +164,15 @@ def train(
     bar = tqdm(total=t.steps, initial=start, unit="step", disable=not progress, dynamic_ncols=True)
     t0, done = time.perf_counter(), 0
     stats.collect()  # drop anything reported before this run
+    for name, value in method.prepare(real_x, real_y).items():
+        stats.report(name, value)
     try:
         with open(run_dir / METRICS_FILE, "a") as log:
             for step in range(start, t.steps):
                 torch.manual_seed(derive_seed(t.seed, STREAM_STEP, step))
                 idx = sampler.indices(step).to(device)
                 inputs = StepInputs(
-                    real_x=real_x[idx], real_c=real_y[idx],
+                    real_x=real_x[idx], real_c=real_y[idx], real_idx=idx,
                     gen_z=method.latent(t.batch_size, device=device),
                     gen_c=method.sample_classes(t.batch_size, device=device),
                     step=step,
@@ -191,7 +193,7 @@ def train(
                     stats.report(f"{phase.name}/loss", loss)
                     for name, value in phase_stats.items():
                         stats.report(name, value)
-                for name, value in method.on_step_end(step, real_x).items():
+                for name, value in method.on_step_end(step, real_x, real_y).items():
                     stats.report(name, value)
                 done += 1
                 finished = step + 1

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Set up, then run the built-in default job: a short AC-GAN run on Fashion-MNIST, judged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/condgan quickstart "$@"

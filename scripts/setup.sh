@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Set up condgan on a fresh machine: Fashion-MNIST (Debian package, when apt-get is available),
+# a virtual environment in .venv, torch, and condgan itself (editable, with the test extras).
+# TORCH_SPEC picks the torch build (default: torch==2.13.0, which is a local CPU wheel on the
+# project machines; on a GPU machine use e.g. TORCH_SPEC=torch).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q "${TORCH_SPEC:-torch==2.13.0}"
+.venv/bin/pip install -q -e ".[test]"
