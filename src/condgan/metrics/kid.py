@@ -55,7 +55,8 @@ def kid(
         num_subsets: number of random subset pairs.
         subset_size: rows per subset, capped at min(N_a, N_b); at least 2 rows are needed.
         degree, gamma, coef0: kernel (gamma x·y + coef0)^degree; gamma None means 1/D.
-        seed: seeds the subset draws; the same seed and inputs give the same result.
+        seed: seeds the subset draws (torch-fidelity uses 2020); the same seed and inputs give the
+            same result.
 
     Returns:
         {"kid_mean": mean MMD^2_u, "kid_std": population std over subsets}.
