@@ -216,7 +216,8 @@ def test_grayscale_is_rgb_with_equal_channels(reference_file: Path) -> None:
     gray = torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
     with torch.no_grad():
         a, b = model(gray)["pool"], model(gray.repeat(1, 3, 1, 1))["pool"]
-    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # Same values up to float32 rounding (the thread count can change the conv's summation order).
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
 
 
 def test_env_var_then_user_cache(reference_file: Path, no_lookup_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
