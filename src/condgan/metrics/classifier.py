@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
@@ -164,7 +164,7 @@ def load_judge(path: str | Path, device: str | torch.device = "cpu") -> Judge:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
         tensors = load_file(str(path))
-    except (SafetensorsError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"judge {path}: not a safetensors file ({exc})") from None
     if meta.get("arch") != "JudgeCNN-v1":
         raise CheckpointError(f"judge {path}: expected arch JudgeCNN-v1 in metadata, found {meta.get('arch')!r}")
