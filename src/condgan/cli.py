@@ -99,7 +99,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
             raise ConfigError("--grid: class grids are for image models; 2D models are plotted by `condgan eval`")
         gen = torch.Generator().manual_seed(args.seed)
         z = run.method.latent(args.grid_rows, generator=gen).to(device)
-        cols = check_classes(classes, run.num_classes)
+        cols = check_classes(classes, max(run.method.num_classes, 1))  # Self-Cond GAN: cluster ids
         print(f"wrote grid {save_png(class_grid(run.method.generate, z, cols), args.grid)}")
     return 0
 

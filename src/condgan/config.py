@@ -47,6 +47,12 @@ class MethodConfig:
     # −log P(S=real | G(z,c)) − log P(C=c | G(z,c)) (Goodfellow et al. 2014, §3 heuristic).
     g_source_loss: str = "minimax"
     class_weight: float = 1.0  # weight of L_C relative to L_S (paper: 1)
+    # Self-Conditioned GAN (Liu et al. 2020): k pseudo-classes from k-means on D's feature layer.
+    num_clusters: int = 10  # k
+    recluster_every: int = 1000  # steps between re-clusterings
+    cluster_fit_size: int = 10000  # k-means is fitted on a fixed random subset of this many training points
+    # LAPGAN / CC-LAPGAN (Denton et al. 2015): levels of the Laplacian pyramid, e.g. 3: 28→14→7, 32→16→8.
+    pyramid_levels: int = 3
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,7 @@ _CHOICES = {
 _POSITIVE = ("train.steps", "train.batch_size", "train.log_every", "train.grid_every", "train.grid_rows",
              "train.ckpt_every", "train.keep_ckpts", "model.z_dim", "model.g_channels", "model.d_channels",
              "model.hidden", "optim.g_lr", "optim.d_lr", "data.resolution", "data.channels", "data.num_samples",
-             "train.threads")
+             "train.threads", "method.recluster_every", "method.cluster_fit_size", "method.pyramid_levels")
 
 
 def _type_name(tp: Any) -> str:
@@ -155,6 +161,8 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"config field {key}: expected a value in [0, 1), found {flat[key]!r}")
     if flat["method.class_weight"] < 0:
         raise ConfigError(f"config field method.class_weight: expected >= 0, found {flat['method.class_weight']!r}")
+    if flat["method.num_clusters"] < 2:
+        raise ConfigError(f"config field method.num_clusters: expected >= 2, found {flat['method.num_clusters']!r}")
 
 
 def _merge(base: dict[str, Any], diff: dict[str, Any]) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def load_run(run: str | Path, checkpoint: str | Path | None = None, device: str 
     meta = state["meta"]
     try:
         cfg = resolve_config(base=meta["config"])
-        spec = DataSpec(tuple(meta["sample_shape"]), int(meta["num_classes"]))
+        spec = DataSpec(tuple(meta["sample_shape"]), int(meta["num_classes"]), int(meta.get("num_samples", 0)))
         names = list(meta["class_names"])
     except (KeyError, TypeError, ConfigError) as exc:
         raise CheckpointError(f"checkpoint {path}: metadata is incomplete or invalid ({exc})") from None

@@ -18,6 +18,7 @@ class DataSpec:
 
     sample_shape: tuple[int, ...]  # (C, H, W) for images, (2,) for points
     num_classes: int
+    num_samples: int = 0  # training-set size, for methods with per-sample state (Self-Cond GAN); 0: unknown
 
     @property
     def is_image(self) -> bool:

@@ -59,7 +59,7 @@ def load_training_data(cfg: Config) -> LabelledData:
 
 
 def data_spec(data: LabelledData) -> DataSpec:
-    return DataSpec(tuple(data.x.shape[1:]), data.num_classes)
+    return DataSpec(tuple(data.x.shape[1:]), data.num_classes, len(data.x))
 
 
 class EpochSampler:
@@ -93,6 +93,7 @@ def checkpoint_meta(cfg: Config, data: LabelledData) -> dict:
     return {
         "sample_shape": list(data.x.shape[1:]),
         "num_classes": data.num_classes,
+        "num_samples": len(data.x),
         "class_names": list(data.class_names),
         "dataset": data.name,
         "config": cfg.to_dict(),
@@ -107,7 +108,7 @@ def _save_grid(method: Method, cfg: Config, data: LabelledData, path: Path, devi
     with torch.no_grad():
         if data.x.dim() == 4:
             z = method.latent(cfg.train.grid_rows, generator=gen).to(device)
-            classes = list(range(max(data.num_classes, 1)))
+            classes = list(range(max(method.num_classes, 1)))  # the model's classes (Self-Cond GAN: clusters)
             save_png(class_grid(method.generate, z, classes), path)
         else:
             n = 2000
