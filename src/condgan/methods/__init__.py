@@ -7,6 +7,8 @@ from typing import Callable
 from condgan.config import Config
 from condgan.methods.acgan import ACGAN
 from condgan.methods.base import Method, Phase, StepInputs
+from condgan.methods.lapgan import LAPGAN
+from condgan.methods.selfcond import SelfCondGAN
 from condgan.nets import DataSpec, build_pair
 from condgan.registry import Registry
 
@@ -18,6 +20,22 @@ METHODS: Registry[MethodFactory] = Registry("method")
 def _acgan(cfg: Config, spec: DataSpec) -> Method:
     G, D = build_pair(cfg.model, spec, spec.num_classes)
     return ACGAN(G, D, cfg, spec.num_classes)
+
+
+@METHODS.register("lapgan")
+def _lapgan(cfg: Config, spec: DataSpec) -> Method:
+    return LAPGAN(cfg, spec, class_conditional=False)
+
+
+@METHODS.register("cclapgan")
+def _cclapgan(cfg: Config, spec: DataSpec) -> Method:
+    return LAPGAN(cfg, spec, class_conditional=True)
+
+
+@METHODS.register("selfcond")
+def _selfcond(cfg: Config, spec: DataSpec) -> Method:
+    G, D = build_pair(cfg.model, spec, cfg.method.num_clusters)  # conditional on k clusters, not the classes
+    return SelfCondGAN(G, D, cfg, spec.num_samples)
 
 
 def build_method(cfg: Config, spec: DataSpec) -> Method:

@@ -1,0 +1,153 @@
+"""LAPGAN and CC-LAPGAN (Denton, Chintala, Szlam, Fergus 2015, "Deep Generative Image Models using
+a Laplacian Pyramid of Adversarial Networks", §3.3 and §4).
+
+One GAN per level of the Laplacian pyramid (`condgan.nets.pyramid`), each trained on the real
+pyramid of the data, independently of the others:
+- coarsest level K: a plain GAN on the low-pass images I_K, G_K(z_K) (CC: G_K(z_K, c));
+- finer levels k < K: a conditional GAN on the band-pass images h_k = I_k − l_k with the
+  low-pass image l_k = u(I_{k+1}) of the *real* image as condition: h̃_k = G_k(z_k, l_k)
+  (CC: G_k(z_k, l_k, c) with c the real image's class), D_k(h, l_k) judges h + l_k.
+Per level the objective is the GAN value function (paper eq. 1; eq. 2 adds the condition):
+    D_k minimises  BCE(D_k(real), 1) + BCE(D_k(fake), 0)
+    G_k minimises  −BCE(D_k(fake), 0) = log(1 − D_k(fake))   (method.g_source_loss = minimax)
+                or  BCE(D_k(fake), 1) = −log D_k(fake)        (non_saturating; the official code's)
+with batch means; the paper's coin flip between a real and a generated h_k for each example is
+replaced by a batch of each. Phases D0, G0, …, DK, GK are data (`phases()`), one optimiser each.
+
+Sampling runs coarse to fine (paper eq. 4): Ĩ_K = G_K(z_K), Ĩ_k = u(Ĩ_{k+1}) + G_k(z_k, u(Ĩ_{k+1})).
+The noise of all levels is one flat vector per sample (`latent`): z_K (model.z_dim) followed by one
+Gaussian noise plane per finer level (the official code uses one uniform plane per level).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from condgan.config import Config
+from condgan.errors import ConfigError
+from condgan.methods.base import Method, Phase, StepInputs
+from condgan.nets import DataSpec
+from condgan.nets.pyramid import (CoarseDiscriminator, CoarseGenerator, LevelDiscriminator, LevelGenerator,
+                                  gaussian_pyramid, level_sizes, upsample)
+
+
+class LAPGAN(Method):
+    """LAPGAN (`class_conditional=False`) or CC-LAPGAN (`True`: the class enters every level)."""
+
+    def __init__(self, cfg: Config, spec: DataSpec, class_conditional: bool) -> None:
+        name = cfg.method.name
+        if not spec.is_image:
+            raise ConfigError(f"config field method.name: {name!r} models images, found samples of shape {spec.sample_shape}")
+        channels, height, width = spec.sample_shape
+        if height != width:
+            raise ConfigError(f"config field method.name: {name!r} expects square images, found {height}x{width}")
+        num_classes = spec.num_classes if class_conditional else 0
+        super().__init__(num_classes, cfg.model.z_dim)
+        self.conditional = class_conditional
+        self.sizes = level_sizes(height, cfg.method.pyramid_levels)  # sizes[0] finest … sizes[K] coarsest
+        self.K = len(self.sizes) - 1
+        m = cfg.model
+        self.G = nn.ModuleList(
+            [LevelGenerator(channels, s, num_classes, m.g_channels) for s in self.sizes[:-1]]
+            + [CoarseGenerator(m.z_dim, channels, self.sizes[-1], num_classes, m.hidden)]
+        )
+        self.D = nn.ModuleList(
+            [LevelDiscriminator(channels, s, num_classes, m.d_channels, m.dropout) for s in self.sizes[:-1]]
+            + [CoarseDiscriminator(channels, self.sizes[-1], num_classes, m.hidden, m.dropout)]
+        )
+        self.g_source_loss = cfg.method.g_source_loss
+        self._lrs = (cfg.optim.d_lr, cfg.optim.g_lr)
+
+    # ------------------------------------------------------------------ noise and sampling
+
+    @property
+    def latent_dim(self) -> int:
+        """z_K (z_dim) plus one size_k × size_k noise plane for each finer level k."""
+        return self.z_dim + sum(s * s for s in self.sizes[:-1])
+
+    def latent(self, n: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, device=device, generator=generator)
+
+    def _split(self, z: torch.Tensor) -> list[torch.Tensor]:
+        """[z_0, …, z_K] from the flat noise: z_K first, then the planes of levels K−1, …, 0."""
+        parts = torch.split(z, [self.z_dim] + [s * s for s in reversed(self.sizes[:-1])], dim=1)
+        return list(reversed(parts))
+
+    def _c(self, c: torch.Tensor | None) -> torch.Tensor | None:
+        return c if self.conditional else None
+
+    def generate_levels(self, z: torch.Tensor, c: torch.Tensor | None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Coarse-to-fine sampling: (images [Ĩ_0, …, Ĩ_K], generated Laplacian pyramid [h̃_0, …, h̃_{K−1}, Ĩ_K])."""
+        zs, c = self._split(z), self._c(c)
+        images = [self.G[self.K](zs[self.K], c)]
+        bands = [images[0]]
+        for k in range(self.K - 1, -1, -1):
+            low = upsample(images[0])
+            h = self.G[k](zs[k], low, c)
+            images.insert(0, low + h)
+            bands.insert(0, h)
+        return images, bands
+
+    def generate(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        return self.generate_levels(z, c)[0][0].clamp(-1.0, 1.0)
+
+    # ------------------------------------------------------------------ training
+
+    def phases(self) -> list[Phase]:
+        d_lr, g_lr = self._lrs
+        out = []
+        for k in range(self.K + 1):
+            out += [Phase(f"D{k}", self.D[k], d_lr), Phase(f"G{k}", self.G[k], g_lr)]
+        return out
+
+    def _real(self, k: int, step: StepInputs) -> torch.Tensor:
+        """I_k of the real batch (its Gaussian pyramid is built once per step, without gradients)."""
+        if "real_I0" not in step.cache:
+            with torch.no_grad():
+                for j, image in enumerate(gaussian_pyramid(step.real_x, self.K + 1)):
+                    step.cache[f"real_I{j}"] = image
+        return step.cache[f"real_I{k}"]
+
+    def _low(self, k: int, step: StepInputs) -> torch.Tensor:
+        """l_k = u(I_{k+1}) of the real batch, the condition of level k < K."""
+        return upsample(self._real(k + 1, step))
+
+    def _fake(self, k: int, step: StepInputs) -> torch.Tensor:
+        """G_k's output for this step, shared by D_k (detached) and G_k: Ĩ_K or h̃_k."""
+        key = f"fake{k}"
+        if key not in step.cache:
+            z = self._split(step.gen_z)[k]
+            if k == self.K:
+                step.cache[key] = self.G[k](z, self._c(step.gen_c))
+            else:  # condition on the real low-pass image, hence on that image's class
+                step.cache[key] = self.G[k](z, self._low(k, step), self._c(step.real_c))
+        return step.cache[key]
+
+    def _judge(self, k: int, x: torch.Tensor, c: torch.Tensor, step: StepInputs) -> torch.Tensor:
+        """D_k's logit for x = I_K (coarsest) or x = h_k (with the real l_k)."""
+        if k == self.K:
+            return self.D[k](x, self._c(c))
+        return self.D[k](x, self._low(k, step), self._c(c))
+
+    def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        role, k = phase[0], int(phase[1:])
+        fake = self._fake(k, step)
+        # Classes: real samples carry theirs; fakes of the coarsest level are drawn (gen_c), fakes of
+        # finer levels share the real image's class with the low-pass image they refine.
+        fake_c = step.gen_c if k == self.K else step.real_c
+        if role == "D":
+            real = self._real(k, step) if k == self.K else self._real(k, step) - self._low(k, step)
+            s_real = self._judge(k, real, step.real_c, step)
+            s_fake = self._judge(k, fake.detach(), fake_c, step)
+            loss = F.binary_cross_entropy_with_logits(s_real, torch.ones_like(s_real)) + \
+                F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake))
+            return loss, {f"D{k}/p_real": torch.sigmoid(s_real).mean().detach(),
+                          f"D{k}/p_fake": torch.sigmoid(s_fake).mean().detach()}
+        s_fake = self._judge(k, fake, fake_c, step)
+        if self.g_source_loss == "minimax":
+            loss = -F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake))
+        else:
+            loss = F.binary_cross_entropy_with_logits(s_fake, torch.ones_like(s_fake))
+        return loss, {}

@@ -1,0 +1,177 @@
+"""Laplacian pyramids and the per-level networks of LAPGAN (Denton et al. 2015, "Deep Generative
+Image Models using a Laplacian Pyramid of Adversarial Networks").
+
+Pyramid (paper §3.2). With d(·) a fixed blur-and-decimate (j×j → j/2×j/2) and u(·) a fixed
+upsample (j×j → 2j×2j), the Gaussian pyramid of an image I is I_0 = I, I_{k+1} = d(I_k), k < K;
+the Laplacian pyramid holds the band-pass images h_k = I_k − u(I_{k+1}) for k < K and the
+low-pass residual h_K = I_K. Reconstruction runs back up: I_K = h_K, I_k = u(I_{k+1}) + h_k,
+exact up to float rounding because u is a fixed deterministic map (nothing about d or u has to be
+invertible). Level 0 is the finest, K = levels − 1 the coarsest (the paper's indexing).
+
+d and u here are bilinear resampling by exactly ½ and 2 (`F.interpolate`, half-pixel centres):
+d with antialiasing, which for a factor of 2 is the separable triangle filter [1, 3, 3, 1]/8
+followed by decimation (a blur + decimate, as the paper asks); u is the matching bilinear
+interpolation. The official code (facebookarchive/eyescream, cifar/datasets/coarse_to_fine_cifar10.lua)
+builds its coarse images with Torch's bilinear `image.scale` in the same way.
+
+Level networks follow the official CIFAR-10 coarse-to-fine scripts (train_cifar_coarse_to_fine*.lua):
+- G_k (k < K): input planes [noise plane z_k, l_k = u(I_{k+1}), (CC) class plane]; three
+  same-size convolutions 7×7, 7×7, 5×5 with ReLU between; a linear output, the residual h̃_k.
+- D_k (k < K): the residual is added to the low-pass image before the first layer (paper §3.3:
+  "l_k ... is explicitly added to h_k or h̃_k before the first convolution layer"), a class plane
+  is concatenated (CC); convolutions 5×5 and 5×5 stride 2 with ReLU, dropout, a linear logit.
+- The coarsest level is a fully connected GAN (paper §4: the 8×8 CIFAR level is fully connected).
+The class plane is Linear(one-hot c) → ReLU reshaped to one H×W map, as in the official CC scripts.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from condgan.errors import ConfigError
+
+# The coarsest level keeps at least 5×5 pixels, so every finer level has ≥ 10 px, the least that
+# D_k's two valid 5×5 convolutions (the second with stride 2) leave a 1×1 map of.
+MIN_COARSE_SIZE = 5
+
+
+def downsample(x: torch.Tensor) -> torch.Tensor:
+    """d(·): blur with the triangle filter and decimate by 2 (antialiased bilinear, N×C×H×W → H/2×W/2)."""
+    return F.interpolate(x, size=(x.shape[-2] // 2, x.shape[-1] // 2), mode="bilinear",
+                         align_corners=False, antialias=True)
+
+
+def upsample(x: torch.Tensor) -> torch.Tensor:
+    """u(·): bilinear interpolation to twice the size (N×C×H×W → 2H×2W)."""
+    return F.interpolate(x, size=(x.shape[-2] * 2, x.shape[-1] * 2), mode="bilinear", align_corners=False)
+
+
+def level_sizes(resolution: int, levels: int) -> list[int]:
+    """Side lengths of levels 0 (finest) … K (coarsest); refuses sizes that do not halve exactly."""
+    if levels < 1:
+        raise ConfigError(f"config field method.pyramid_levels: expected >= 1, found {levels}")
+    coarsest = resolution // 2 ** (levels - 1)
+    if resolution % 2 ** (levels - 1) or coarsest < MIN_COARSE_SIZE:
+        raise ConfigError(
+            f"config field method.pyramid_levels: {levels} levels need the resolution {resolution} to halve "
+            f"exactly {levels - 1} times down to at least {MIN_COARSE_SIZE} px; use fewer levels or another data.resolution"
+        )
+    return [resolution // 2**k for k in range(levels)]
+
+
+def gaussian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """[I_0, …, I_K] with I_0 = x and I_{k+1} = d(I_k)."""
+    out = [x]
+    for _ in range(levels - 1):
+        out.append(downsample(out[-1]))
+    return out
+
+
+def laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """[h_0, …, h_K]: h_k = I_k − u(I_{k+1}) for k < K, h_K = I_K."""
+    g = gaussian_pyramid(x, levels)
+    return [g[k] - upsample(g[k + 1]) for k in range(levels - 1)] + [g[-1]]
+
+
+def reconstruct(bands: list[torch.Tensor]) -> torch.Tensor:
+    """I_0 from [h_0, …, h_K]: I_K = h_K, then I_k = u(I_{k+1}) + h_k."""
+    image = bands[-1]
+    for h in reversed(bands[:-1]):
+        image = upsample(image) + h
+    return image
+
+
+class ClassPlane(nn.Module):
+    """One H×W feature map from the class: ReLU(Linear(one-hot c)), as in the official CC-LAPGAN."""
+
+    def __init__(self, num_classes: int, size: int) -> None:
+        super().__init__()
+        self.num_classes, self.size = num_classes, size
+        self.fc = nn.Linear(num_classes, size * size)
+
+    def forward(self, c: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        plane = F.relu(self.fc(F.one_hot(c, self.num_classes).to(dtype)))
+        return plane.view(-1, 1, self.size, self.size)
+
+
+class LevelGenerator(nn.Module):
+    """G_k(z_k, l_k[, c]) → h̃_k for a finer level: noise plane + low-pass image (+ class plane) in."""
+
+    def __init__(self, channels: int, size: int, num_classes: int, width: int = 64) -> None:
+        super().__init__()
+        self.size = size
+        self.class_plane = ClassPlane(num_classes, size) if num_classes else None
+        planes = 1 + channels + (1 if num_classes else 0)
+        self.net = nn.Sequential(
+            nn.Conv2d(planes, width, 7, padding=3), nn.ReLU(True),
+            nn.Conv2d(width, width, 7, padding=3), nn.ReLU(True),
+            nn.Conv2d(width, channels, 5, padding=2),
+        )
+
+    def forward(self, z: torch.Tensor, low: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """`z`: N×size² noise (one plane), `low`: N×C×size×size = u(I_{k+1}); returns the residual."""
+        inputs = [z.view(-1, 1, self.size, self.size), low]
+        if self.class_plane is not None:
+            inputs.append(self.class_plane(c, low.dtype))
+        return self.net(torch.cat(inputs, dim=1))
+
+
+class LevelDiscriminator(nn.Module):
+    """D_k(h_k, l_k[, c]) → logit for a finer level; sees h_k + l_k (paper §3.3) and the class plane."""
+
+    def __init__(self, channels: int, size: int, num_classes: int, width: int = 64, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.class_plane = ClassPlane(num_classes, size) if num_classes else None
+        planes = channels + (1 if num_classes else 0)
+        out = ((size - 4) - 5) // 2 + 1  # 5×5 valid, then 5×5 stride 2 valid
+        self.body = nn.Sequential(
+            nn.Conv2d(planes, width, 5), nn.ReLU(True),
+            nn.Conv2d(width, width, 5, stride=2), nn.ReLU(True),
+            nn.Flatten(), nn.Dropout(dropout),
+        )
+        self.logit = nn.Linear(width * out * out, 1)
+
+    def forward(self, h: torch.Tensor, low: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        inputs = [h + low]
+        if self.class_plane is not None:
+            inputs.append(self.class_plane(c, h.dtype))
+        return self.logit(self.body(torch.cat(inputs, dim=1))).squeeze(1)
+
+
+class CoarseGenerator(nn.Module):
+    """G_K(z_K[, c]) → I_K: a fully connected generator (one-hot class concatenated with z for CC)."""
+
+    def __init__(self, z_dim: int, channels: int, size: int, num_classes: int, hidden: int = 400) -> None:
+        super().__init__()
+        self.num_classes, self.shape = num_classes, (channels, size, size)
+        self.net = nn.Sequential(
+            nn.Linear(z_dim + num_classes, hidden), nn.ReLU(True),
+            nn.Linear(hidden, hidden), nn.ReLU(True),
+            nn.Linear(hidden, channels * size * size),
+        )
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes:
+            z = torch.cat([z, F.one_hot(c, self.num_classes).to(z.dtype)], dim=1)
+        return self.net(z).view(-1, *self.shape)
+
+
+class CoarseDiscriminator(nn.Module):
+    """D_K(I_K[, c]) → logit: fully connected, the one-hot class concatenated with the pixels for CC."""
+
+    def __init__(self, channels: int, size: int, num_classes: int, hidden: int = 400, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.net = nn.Sequential(
+            nn.Linear(channels * size * size + num_classes, hidden), nn.LeakyReLU(0.2, True),
+            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2, True), nn.Dropout(dropout),
+            nn.Linear(hidden, 1),
+        )
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        x = x.flatten(1)
+        if self.num_classes:
+            x = torch.cat([x, F.one_hot(c, self.num_classes).to(x.dtype)], dim=1)
+        return self.net(x).squeeze(1)
