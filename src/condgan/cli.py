@@ -44,7 +44,8 @@ def _parse_classes(text: str | None) -> list[int] | None:
 
 def _train_overrides(args: argparse.Namespace) -> list[str]:
     flags = {"steps": "train.steps", "batch_size": "train.batch_size", "seed": "train.seed",
-             "device": "train.device", "data": "data.name", "data_dir": "data.data_dir"}
+             "device": "train.device", "data": "data.name", "data_dir": "data.data_dir",
+             "method": "method.name"}
     out = [f"{key}={getattr(args, name)}" for name, key in flags.items() if getattr(args, name) is not None]
     return out + list(args.set or [])
 
@@ -54,6 +55,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from condgan.train.loop import train
     from condgan.train.rundir import CONFIG_FILE
 
+    if args.method is not None:  # unknown names refused here, with the registered ones
+        from condgan.methods import METHODS
+
+        METHODS.get(args.method)
     out = Path(args.out)
     files = [preset_or_path(c) for c in args.config or []]
     overrides = _train_overrides(args)
@@ -170,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--method", help="training objective (method.name), e.g. acgan, gan, cgan")
     p.add_argument("--data", help="dataset name (data.name)")
     p.add_argument("--data-dir", help="where the dataset's files are (data.data_dir)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="config override (repeatable)")

@@ -53,6 +53,13 @@ class MethodConfig:
     cluster_fit_size: int = 10000  # k-means is fitted on a fixed random subset of this many training points
     # LAPGAN / CC-LAPGAN (Denton et al. 2015): levels of the Laplacian pyramid, e.g. 3: 28→14→7, 32→16→8.
     pyramid_levels: int = 3
+    # cGAN (Mirza & Osindero 2014): "concat" feeds D the one-hot class (as extra input channels for
+    # images); "projection" is D(x, c) = ψ(φ(x)) + ⟨embed(c), φ(x)⟩ (Miyato & Koyama 2018, eq. 3).
+    cgan_variant: str = "concat"
+    # Class splits (AC-GAN paper §4: 100 AC-GANs of 10 ImageNet classes each): N sub-models, each
+    # trained on its own subset of the classes; 1 = one model for all classes.
+    class_splits: int = 1
+    split_mode: str = "contiguous"  # contiguous: classes 0..k-1 → split 0, ...; random: a permutation seeded by train.seed
 
 
 @dataclass(frozen=True)
@@ -93,14 +100,17 @@ class Config:
 
 
 _CHOICES = {
-    "model.arch": ("auto", "dcgan", "mlp"),
+    "model.arch": ("auto", "dcgan", "mlp", "acgan_cifar", "acgan_imagenet"),
+    "method.cgan_variant": ("concat", "projection"),
+    "method.split_mode": ("contiguous", "random"),
     "method.g_source_loss": ("minimax", "non_saturating"),
     "train.device": ("auto", "cpu", "cuda", "mps"),
 }
 _POSITIVE = ("train.steps", "train.batch_size", "train.log_every", "train.grid_every", "train.grid_rows",
              "train.ckpt_every", "train.keep_ckpts", "model.z_dim", "model.g_channels", "model.d_channels",
              "model.hidden", "optim.g_lr", "optim.d_lr", "data.resolution", "data.channels", "data.num_samples",
-             "train.threads", "method.recluster_every", "method.cluster_fit_size", "method.pyramid_levels")
+             "train.threads", "method.recluster_every", "method.cluster_fit_size", "method.pyramid_levels",
+             "method.class_splits")
 
 
 def _type_name(tp: Any) -> str:

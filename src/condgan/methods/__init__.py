@@ -7,9 +7,13 @@ from typing import Callable
 from condgan.config import Config
 from condgan.methods.acgan import ACGAN
 from condgan.methods.base import Method, Phase, StepInputs
+from condgan.methods.cgan import CGAN
+from condgan.methods.class_splits import build_class_splits
+from condgan.methods.gan import GAN
 from condgan.methods.lapgan import LAPGAN
 from condgan.methods.selfcond import SelfCondGAN
 from condgan.nets import DataSpec, build_pair
+from condgan.nets.conditional import build_cgan_pair
 from condgan.registry import Registry
 
 MethodFactory = Callable[[Config, DataSpec], Method]
@@ -38,9 +42,26 @@ def _selfcond(cfg: Config, spec: DataSpec) -> Method:
     return SelfCondGAN(G, D, cfg, spec.num_samples)
 
 
+@METHODS.register("gan")
+def _gan(cfg: Config, spec: DataSpec) -> Method:
+    G, D = build_pair(cfg.model, spec, 0)  # unconditional: no class input, no class head
+    return GAN(G, D, cfg)
+
+
+@METHODS.register("cgan")
+def _cgan(cfg: Config, spec: DataSpec) -> Method:
+    G, D = build_cgan_pair(cfg.model, spec, cfg.method.cgan_variant)
+    return CGAN(G, D, cfg, spec.num_classes)
+
+
 def build_method(cfg: Config, spec: DataSpec) -> Method:
-    """The method named by `cfg.method.name`, with freshly initialised networks."""
-    return METHODS.get(cfg.method.name)(cfg, spec)
+    """The method named by `cfg.method.name`, with freshly initialised networks.
+
+    With `method.class_splits` > 1 it is the class-split wrapper of that many such methods."""
+    factory = METHODS.get(cfg.method.name)
+    if cfg.method.class_splits > 1:
+        return build_class_splits(cfg, spec, factory)
+    return factory(cfg, spec)
 
 
 __all__ = ["METHODS", "Method", "Phase", "StepInputs", "build_method"]

@@ -8,6 +8,7 @@ from torch import nn
 
 from condgan.config import ModelConfig
 from condgan.errors import ConfigError
+from condgan.nets.acgan_paper import PAPER_G, PaperDiscriminator, PaperGenerator, paper_resolution
 from condgan.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from condgan.nets.mlp import MLPDiscriminator, MLPGenerator
 
@@ -45,6 +46,10 @@ def build_pair(model: ModelConfig, spec: DataSpec, num_classes: int) -> tuple[nn
             MLPDiscriminator(num_classes, dim, model.hidden, dropout=model.dropout),
         )
     channels, height, width = spec.sample_shape
+    if arch in PAPER_G:  # the AC-GAN paper's appendix nets: fixed widths, one resolution each
+        paper_resolution(arch, height, width)
+        return (PaperGenerator(arch, model.z_dim, num_classes, channels),
+                PaperDiscriminator(arch, num_classes, channels, model.dropout))
     if height != width:
         raise ConfigError(f"model.arch dcgan: expected square images, found {height}x{width}")
     return (

@@ -1,0 +1,48 @@
+"""Conditional GAN (Mirza & Osindero 2014, "Conditional Generative Adversarial Nets").
+
+Both players see the class y (here c): min_G max_D V = E_{x,c}[log D(x|c)] + E_{z,c}[log(1 − D(G(z|c)|c))]
+(paper eq. 2). As minimised losses, with s(x, c) the logit of D(x|c):
+    D:                  BCE(s(x_real, c_real), 1) + BCE(s(G(z, c), c), 0)
+    G (minimax):       −BCE(s(G(z, c), c), 0)     # = E[log(1 − D(G(z|c)|c))]
+    G (non_saturating): BCE(s(G(z, c), c), 1)     # = −E[log D(G(z|c)|c)]
+How D reads c is `method.cgan_variant`: "concat" (one-hot appended to the input, the paper's
+construction) or "projection" (Miyato & Koyama 2018); see `condgan.nets.conditional`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from condgan.config import Config
+from condgan.methods.base import Method, Phase, StepInputs
+from condgan.methods.gan import d_source_loss, g_source_loss
+
+
+class CGAN(Method):
+    conditional = True
+
+    def __init__(self, G: nn.Module, D: nn.Module, cfg: Config, num_classes: int) -> None:
+        super().__init__(num_classes, cfg.model.z_dim)
+        self.G, self.D = G, D
+        self.g_source_loss = cfg.method.g_source_loss
+        self._lrs = (cfg.optim.d_lr, cfg.optim.g_lr)
+
+    def phases(self) -> list[Phase]:
+        return [Phase("D", self.D, self._lrs[0]), Phase("G", self.G, self._lrs[1])]
+
+    def generate(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        return self.G(z, c)
+
+    def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if "gen_x" not in step.cache:  # one G forward per step, shared by both phases
+            step.cache["gen_x"] = self.G(step.gen_z, step.gen_c)
+        gen_x = step.cache["gen_x"]
+        if phase == "D":
+            s_real = self.D(step.real_x, step.real_c)
+            s_fake = self.D(gen_x.detach(), step.gen_c)
+            return d_source_loss(s_real, s_fake), {
+                "D/p_real": torch.sigmoid(s_real).mean().detach(),
+                "D/p_fake": torch.sigmoid(s_fake).mean().detach(),
+            }
+        return g_source_loss(self.D(gen_x, step.gen_c), self.g_source_loss), {}

@@ -1,0 +1,62 @@
+"""Vanilla GAN (Goodfellow et al. 2014, "Generative Adversarial Nets"): unconditional G(z) and D(x).
+
+Value function (paper eq. 1): min_G max_D V = E_x[log D(x)] + E_z[log(1 − D(G(z)))], with
+D(x) = sigmoid(s(x)) for a source logit s. As minimised losses (BCE = batch mean of −log-likelihood):
+    D:                 BCE(s_real, 1) + BCE(s_fake, 0)      # = −E[log D(x)] − E[log(1 − D(G(z)))]
+    G (minimax):      −BCE(s_fake, 0)                        # = E[log(1 − D(G(z)))], as in eq. 1
+    G (non_saturating): BCE(s_fake, 1)                       # = −E[log D(G(z))], the paper's §3 heuristic
+(`method.g_source_loss`). The networks are built with num_classes = 0, so c is never read; the
+samples file of such a model has no labels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from condgan.config import Config
+from condgan.methods.base import Method, Phase, StepInputs
+
+
+def d_source_loss(s_real: torch.Tensor, s_fake: torch.Tensor) -> torch.Tensor:
+    """−E[log D(x_real)] − E[log(1 − D(x_fake))] from source logits (GAN eq. 1, D's side)."""
+    return F.binary_cross_entropy_with_logits(s_real, torch.ones_like(s_real)) + \
+        F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake))
+
+
+def g_source_loss(s_fake: torch.Tensor, kind: str) -> torch.Tensor:
+    """G's loss on source logits of its samples: E[log(1 − D)] ("minimax") or −E[log D] ("non_saturating")."""
+    if kind == "minimax":
+        return -F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake))
+    return F.binary_cross_entropy_with_logits(s_fake, torch.ones_like(s_fake))
+
+
+class GAN(Method):
+    conditional = False
+
+    def __init__(self, G: nn.Module, D: nn.Module, cfg: Config) -> None:
+        super().__init__(0, cfg.model.z_dim)
+        self.G, self.D = G, D
+        self.g_source_loss = cfg.method.g_source_loss
+        self._lrs = (cfg.optim.d_lr, cfg.optim.g_lr)
+
+    def phases(self) -> list[Phase]:
+        return [Phase("D", self.D, self._lrs[0]), Phase("G", self.G, self._lrs[1])]
+
+    def generate(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.G(z)
+
+    def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if "gen_x" not in step.cache:  # one G forward per step, shared by both phases
+            step.cache["gen_x"] = self.G(step.gen_z)
+        gen_x = step.cache["gen_x"]
+        if phase == "D":
+            s_real, _ = self.D(step.real_x)
+            s_fake, _ = self.D(gen_x.detach())
+            return d_source_loss(s_real, s_fake), {
+                "D/p_real": torch.sigmoid(s_real).mean().detach(),
+                "D/p_fake": torch.sigmoid(s_fake).mean().detach(),
+            }
+        s_fake, _ = self.D(gen_x)
+        return g_source_loss(s_fake, self.g_source_loss), {}
