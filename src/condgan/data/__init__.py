@@ -1,7 +1,8 @@
 """Datasets as labelled tensors: `load_dataset(name, split, ...) -> LabelledData`.
 
 Names (`dataset_names()`): "mnist", "fashion-mnist" (IDX files), "cifar10" (python batches),
-"folder" (class sub-folders of images; `data_dir` is the folder), "ring", "grid" (2D toys).
+"folder" (class sub-folders of images; `data_dir` is the folder), "ring", "grid" (2D toys),
+"stacked-mnist", "stacked-fashion-mnist" (three draws as RGB channels, 1000 modes).
 Files are looked up as described in `condgan.data.paths` and downloaded by
 `condgan.data.fetch.fetch_dataset` (CLI: `condgan data fetch NAME`).
 """
@@ -19,6 +20,7 @@ from condgan.data.base import LabelledData, convert_channels, images_to_unit_ran
 from condgan.data.cifar import load_cifar10
 from condgan.data.folder import load_folder
 from condgan.data.idx import load_idx
+from condgan.data.stacked import BASES as STACKED_BASES, load_stacked
 from condgan.data.toy2d import DEFAULT_NUM_SAMPLES, load_toy
 from condgan.errors import ConfigError
 from condgan.registry import Registry
@@ -59,6 +61,12 @@ def _load_toy(name: str) -> Callable[[DataRequest], LabelledData]:
     return load
 
 
+def _load_stacked(base: str) -> Callable[[DataRequest], LabelledData]:
+    def load(r: DataRequest) -> LabelledData:
+        return load_stacked(base, r.split, r.num_samples, r.seed, r.data_dir)
+    return load
+
+
 DATASETS: Registry[Callable[[DataRequest], LabelledData]] = Registry("dataset")
 DATASETS.add("mnist", lambda r: load_idx("mnist", r.split, r.data_dir))
 DATASETS.add("fashion-mnist", lambda r: load_idx("fashion-mnist", r.split, r.data_dir))
@@ -66,6 +74,8 @@ DATASETS.add("cifar10", lambda r: load_cifar10(r.split, r.data_dir))
 DATASETS.add("folder", _load_folder)
 DATASETS.add("ring", _load_toy("ring"))
 DATASETS.add("grid", _load_toy("grid"))
+for _base in STACKED_BASES:  # "stacked-mnist", "stacked-fashion-mnist": 1000 modes (condgan.data.stacked)
+    DATASETS.add(f"stacked-{_base}", _load_stacked(_base))
 
 
 def dataset_names() -> list[str]:
