@@ -82,6 +82,13 @@ class TrainConfig:
     grid_rows: int = 8  # rows of fixed z in the class grid (paper fig. 9)
     ckpt_every: int = 500
     keep_ckpts: int = 3  # newest checkpoints kept
+    # Speed and determinism (docs/distributed-and-speed.md). "auto" picks per device: see
+    # condgan.train.speed.resolve_speed.
+    amp: str = "auto"  # auto | none | bf16 | fp16 (fp16: CUDA only, with a GradScaler)
+    channels_last: str = "auto"  # auto | true | false: NHWC memory format for image nets
+    compile: bool = False  # torch.compile G and D (minutes of compile time; pays off on long GPU runs)
+    deterministic: bool = False  # torch.use_deterministic_algorithms + cuDNN deterministic, no autotuning
+    sync_bn: bool = False  # distributed runs: SyncBatchNorm (batch statistics over all ranks) instead of per-rank BN
 
 
 @dataclass(frozen=True)
@@ -105,7 +112,11 @@ _CHOICES = {
     "method.split_mode": ("contiguous", "random"),
     "method.g_source_loss": ("minimax", "non_saturating"),
     "train.device": ("auto", "cpu", "cuda", "mps"),
+    "train.amp": ("auto", "none", "bf16", "fp16"),
+    "train.channels_last": ("auto", "true", "false"),
 }
+# str fields whose values may also be YAML booleans (`train.channels_last=true` parses as a bool).
+_BOOL_STRINGS = ("train.channels_last",)
 _POSITIVE = ("train.steps", "train.batch_size", "train.log_every", "train.grid_every", "train.grid_rows",
              "train.ckpt_every", "train.keep_ckpts", "model.z_dim", "model.g_channels", "model.d_channels",
              "model.hidden", "optim.g_lr", "optim.d_lr", "data.resolution", "data.channels", "data.num_samples",
@@ -137,6 +148,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return value
     if tp in (str, bool) and isinstance(value, tp):
         return value
+    if tp is str and isinstance(value, bool) and where in _BOOL_STRINGS:
+        return "true" if value else "false"
     raise ConfigError(f"config field {where}: expected {_type_name(tp)}, found {value!r} ({type(value).__name__})")
 
 

@@ -4,6 +4,14 @@ Determinism and resume: every random draw of step `t` comes from seeds derived f
 (config seed, t) — the data order of each epoch from its own generator, and the global torch RNG
 (noise, classes, dropout) re-seeded at the start of each step. A resumed run therefore needs only
 the weights and optimiser states of its checkpoint to continue exactly as an uninterrupted run.
+
+Distributed runs (torchrun or `condgan train --nproc N`; condgan.train.distributed): the global
+batch `train.batch_size` is split into equal per-rank slices of the same permutation and the same
+noise draw, gradients are averaged per phase, buffers are broadcast from rank 0 after each step,
+and only rank 0 writes the run directory. Speed flags (AMP, channels_last, compile, fused Adam):
+condgan.train.speed. While phase i runs, parameters that no phase from i on updates are frozen, so
+e.g. G's phase backpropagates through D without computing D's weight gradients (stylegan2-ada's
+loop does the same with `requires_grad_`).
 """
 
 from __future__ import annotations
@@ -22,16 +30,18 @@ from tqdm import tqdm
 from condgan import __version__
 from condgan.config import Config
 from condgan.data import LabelledData, load_dataset
-from condgan.errors import TrainingDiverged
+from condgan.errors import ConfigError, TrainingDiverged
 from condgan.methods import Method, StepInputs, build_method
 from condgan.nets import DataSpec
 from condgan.report.grid import class_grid, save_png, save_scatter
-from condgan.train import stats
-from condgan.train.checkpoint import latest_checkpoint, load_checkpoint, load_model_state, save_checkpoint
+from condgan.train import distributed, stats
+from condgan.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, load_model_state, save_checkpoint
 from condgan.train.rundir import METRICS_FILE, prepare_run_dir, truncate_metrics
+from condgan.train.speed import grad_scaler, resolve_speed, set_determinism
 
 # Independent random streams derived from the config seed.
 STREAM_INIT, STREAM_STEP, STREAM_EPOCH, STREAM_GRID = 0, 1, 2, 3
+STREAM_RANK_STEP = 5  # distributed: per-rank draws inside a step (dropout); 4 is Self-Cond GAN's k-means
 
 # A periodic monitor: (every N steps, fn(method, step) -> stats to log).
 Monitor = tuple[int, Callable[[Method, int], dict[str, float]]]
@@ -63,12 +73,20 @@ def data_spec(data: LabelledData) -> DataSpec:
 
 
 class EpochSampler:
-    """Batch indices of step t: epoch t // (N // B) in a permutation seeded by (seed, epoch); drop-last."""
+    """Batch indices of step t: epoch t // (N // B) in a permutation seeded by (seed, epoch); drop-last.
 
-    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+    `batch_size` is the global batch B; with `world_size` W each rank gets its contiguous slice of
+    B/W indices of the same global batch (the same permutation on every rank, no communication).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         if batch_size > n:
             raise ValueError(f"train.batch_size {batch_size} exceeds the dataset size {n}")
+        if batch_size % world_size:
+            raise ValueError(f"train.batch_size {batch_size} is not divisible by the {world_size} ranks")
         self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.local = batch_size // world_size
+        self.offset = rank * self.local
         self.per_epoch = n // batch_size
         self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
 
@@ -77,7 +95,8 @@ class EpochSampler:
         if epoch != self._epoch:
             gen = torch.Generator().manual_seed(derive_seed(self.seed, STREAM_EPOCH, epoch))
             self._epoch, self._perm = epoch, torch.randperm(self.n, generator=gen)
-        return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
+        start = i * self.batch_size + self.offset
+        return self._perm[start:start + self.local]
 
 
 @dataclass(frozen=True)
@@ -128,100 +147,190 @@ def train(
     progress: bool = True,
     monitors: Sequence[Monitor] = (),
 ) -> RunResult:
-    """Train `cfg` into `run_dir` (or continue the run there with `resume`)."""
+    """Train `cfg` into `run_dir` (or continue the run there with `resume`).
+
+    Under torchrun / `--nproc` every rank calls this with the same arguments; rank 0 owns the run
+    directory (config, checkpoints, logs, grids) and the others receive its config and checkpoint.
+    Monitors run on every rank (so that they may split work and `distributed.gather` it); their
+    statistics, like the training statistics, are averaged over ranks.
+    """
     run_dir = Path(run_dir)
-    cfg = prepare_run_dir(run_dir, cfg, resume=resume, force=force)
+    requested = resolve_device((cfg.train.device if cfg is not None else "auto"))
+    dist_info = distributed.init_from_env(requested.type)
+    main = dist_info.is_main
+    if main:
+        cfg = prepare_run_dir(run_dir, cfg, resume=resume, force=force)
+    if dist_info.enabled:
+        cfg = distributed.broadcast_object(cfg)  # a failure on rank 0 raises there and ends the job
     t = cfg.train
     if t.threads:
         torch.set_num_threads(t.threads)
     device = resolve_device(t.device)
+    if device.type == "cuda" and dist_info.enabled:
+        device = torch.device("cuda", dist_info.local_rank)
+    if t.batch_size % dist_info.world_size:
+        raise ConfigError(f"config field train.batch_size: the global batch must split evenly over "
+                          f"{dist_info.world_size} ranks, found {t.batch_size}")
+    set_determinism(t.deterministic, device)
     data = load_training_data(cfg)
     real_x, real_y = data.x.to(device), data.y.to(device)
+    plan = resolve_speed(t, device, data.is_image)
     torch.manual_seed(derive_seed(t.seed, STREAM_INIT, 0))  # network initialisation
     method = build_method(cfg, data_spec(data)).to(device)
+    if t.monitor_every and data.is_image and method.conditional:
+        from condgan.train.monitor import CollapseMonitor
+
+        collapse = CollapseMonitor(data.x, data.y, data.num_classes, t.monitor_patience, t.seed)
+        monitors = [*monitors, (t.monitor_every, collapse)]
     phases = method.phases()
+    if t.sync_bn and dist_info.enabled:
+        for phase in phases:  # in place: SyncBatchNorm keeps BatchNorm's parameter and buffer names
+            for name, child in list(phase.module.named_children()):
+                setattr(phase.module, name, torch.nn.SyncBatchNorm.convert_sync_batchnorm(child))
+    if plan.channels_last:
+        method.to(memory_format=torch.channels_last)
+        real_x = real_x.contiguous(memory_format=torch.channels_last) if real_x.dim() == 4 else real_x
     optimizers = {
         p.name: torch.optim.Adam(p.module.parameters(), lr=p.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
-                                 foreach=device.type != "mps")
+                                 **plan.adam_kwargs())
         for p in phases
     }
+    scalers = {p.name: grad_scaler(plan, device) for p in phases}
+    # Parameters still updated by phase i or a later phase of the step; the rest are frozen in phase i.
+    owned = [{id(q) for p in phases[i:] for q in p.module.parameters()} for i in range(len(phases))]
     start = 0
-    ckpt = latest_checkpoint(run_dir) if resume else None
-    if ckpt is not None:
-        state = load_checkpoint(ckpt)
+    ckpt = latest_checkpoint(run_dir) if resume and main else None
+    state = load_checkpoint(ckpt) if ckpt is not None else None
+    if dist_info.enabled:
+        ckpt, state = distributed.broadcast_object((ckpt, state))
+    if state is not None:
         load_model_state(method, state["model"], ckpt)
         for name, opt in optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         start = int(state["step"])
-    truncate_metrics(run_dir, start)
+    if dist_info.enabled:
+        distributed.broadcast_module(method)  # identical start on every rank, whatever the init
+    if plan.compile:
+        for phase in phases:  # nn.Module.compile keeps the module's names (checkpoint keys) unchanged
+            phase.module.compile()
     meta = checkpoint_meta(cfg, data)
-    sampler = EpochSampler(len(data.x), t.batch_size, t.seed)
+    sampler = EpochSampler(len(data.x), t.batch_size, t.seed, dist_info.rank, dist_info.world_size)
+    local = slice(sampler.offset, sampler.offset + sampler.local)
+    if main:  # only rank 0 writes the run directory
+        truncate_metrics(run_dir, start)
+        from torch.utils.tensorboard import SummaryWriter  # slow import: only when training
 
-    from torch.utils.tensorboard import SummaryWriter  # slow import: only when training
-
-    writer = SummaryWriter(str(run_dir / "events"), purge_step=start if start else None)
+        writer = SummaryWriter(str(run_dir / "events"), purge_step=start if start else None)
+        log = open(run_dir / METRICS_FILE, "a")
     last_stats: dict[str, float] = {}
     last_ckpt = ckpt
-    bar = tqdm(total=t.steps, initial=start, unit="step", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=t.steps, initial=start, unit="step", disable=not (progress and main), dynamic_ncols=True)
     t0, done = time.perf_counter(), 0
     stats.collect()  # drop anything reported before this run
     for name, value in method.prepare(real_x, real_y).items():
         stats.report(name, value)
     try:
-        with open(run_dir / METRICS_FILE, "a") as log:
-            for step in range(start, t.steps):
-                torch.manual_seed(derive_seed(t.seed, STREAM_STEP, step))
-                idx = sampler.indices(step).to(device)
-                inputs = StepInputs(
-                    real_x=real_x[idx], real_c=real_y[idx], real_idx=idx,
-                    gen_z=method.latent(t.batch_size, device=device),
-                    gen_c=method.sample_classes(t.batch_size, device=device),
-                    step=step,
-                )
-                for phase in phases:
-                    if step % phase.interval:
-                        continue
-                    opt = optimizers[phase.name]
-                    opt.zero_grad(set_to_none=True)
+        for step in range(start, t.steps):
+            torch.manual_seed(derive_seed(t.seed, STREAM_STEP, step))
+            idx = sampler.indices(step).to(device)
+            # Every rank draws the global batch's noise and keeps its slice: the same numbers
+            # as a single-process run, whatever the number of ranks.
+            gen_z = method.latent(t.batch_size, device=device)[local]
+            gen_c = method.sample_classes(t.batch_size, device=device)[local]
+            if dist_info.enabled:  # per-rank stream for draws inside the step (dropout)
+                torch.manual_seed(derive_seed(t.seed, STREAM_RANK_STEP, step * dist_info.world_size + dist_info.rank))
+            inputs = StepInputs(
+                real_x=real_x[idx], real_c=real_y[idx], real_idx=idx, gen_z=gen_z, gen_c=gen_c, step=step,
+            )
+            for i, phase in enumerate(phases):
+                if step % phase.interval:
+                    continue
+                opt, scaler = optimizers[phase.name], scalers[phase.name]
+                for p in method.parameters():
+                    p.requires_grad_(id(p) in owned[i])
+                opt.zero_grad(set_to_none=True)
+                with plan.autocast(device):
                     loss, phase_stats = method.loss(phase.name, inputs)
-                    if not math.isfinite(loss.item()):
-                        raise TrainingDiverged(
-                            f"step {step}: {phase.name} loss is {loss.item()}; training stopped, "
-                            f"last good checkpoint: {last_ckpt or 'none'}"
-                        )
-                    loss.backward()
+                (scaler.scale(loss) if scaler else loss).backward()
+                checked = loss.detach().float()
+                if dist_info.enabled:  # one all-reduce: the phase's gradients and its loss
+                    checked = distributed.average_gradients(phase.module.parameters(), checked)
+                if not math.isfinite(checked.item()):
+                    raise TrainingDiverged(
+                        f"step {step}: {phase.name} loss is {checked.item()}; training stopped, "
+                        f"last good checkpoint: {last_ckpt or 'none'}"
+                    )
+                if scaler:
+                    scaler.step(opt)
+                    scaler.update()
+                else:
                     opt.step()
-                    stats.report(f"{phase.name}/loss", loss)
-                    for name, value in phase_stats.items():
-                        stats.report(name, value)
-                for name, value in method.on_step_end(step, real_x, real_y).items():
+                stats.report(f"{phase.name}/loss", loss)
+                for name, value in phase_stats.items():
                     stats.report(name, value)
-                done += 1
-                finished = step + 1
-                bar.update(1)
-                for every, monitor in monitors:
-                    if finished % every == 0 or finished == t.steps:
-                        for name, value in monitor(method, finished).items():
-                            stats.report(name, value)
-                if finished % t.log_every == 0 or finished == t.steps:
-                    elapsed = time.perf_counter() - t0
-                    last_stats = stats.collect()
-                    row = {"step": finished, "kimg": finished * t.batch_size / 1000,
-                           "images_per_sec": done * t.batch_size / elapsed, **last_stats}
-                    log.write(json.dumps(row) + "\n")
-                    log.flush()
-                    for name, value in row.items():
-                        if name != "step":
-                            writer.add_scalar(name, value, finished)
-                    bar.set_postfix({"img/s": f"{row['images_per_sec']:.0f}",
-                                     **{k: f"{v:.3f}" for k, v in last_stats.items() if k.endswith("/loss")}})
-                if finished % t.grid_every == 0 or finished == t.steps:
-                    _save_grid(method, cfg, data, run_dir / "grids" / f"step-{finished:08d}.png", device)
-                if finished % t.ckpt_every == 0 or finished == t.steps:
+            for p in method.parameters():
+                p.requires_grad_(True)
+            if dist_info.enabled:  # BatchNorm running statistics follow rank 0 (DDP's broadcast_buffers)
+                distributed.broadcast_module(method, params=False)
+            for name, value in method.on_step_end(step, real_x, real_y).items():
+                stats.report(name, value)
+            done += 1
+            finished = step + 1
+            bar.update(1)
+            for every, monitor in monitors:
+                if finished % every == 0 or finished == t.steps:
+                    for name, value in monitor(method, finished).items():
+                        stats.report(name, value)
+            if finished % t.log_every == 0 or finished == t.steps:
+                elapsed = time.perf_counter() - t0
+                last_stats = stats.collect()
+                if dist_info.enabled:
+                    last_stats = distributed.mean_over_ranks(last_stats)
+            if main and (finished % t.log_every == 0 or finished == t.steps):
+                row = {"step": finished, "kimg": finished * t.batch_size / 1000,
+                       "images_per_sec": done * t.batch_size / elapsed, **last_stats}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                for name, value in row.items():
+                    if name != "step":
+                        writer.add_scalar(name, value, finished)
+                bar.set_postfix({"img/s": f"{row['images_per_sec']:.0f}",
+                                 **{k: f"{v:.3f}" for k, v in last_stats.items() if k.endswith("/loss")}})
+            if main and (finished % t.grid_every == 0 or finished == t.steps):
+                _save_grid(method, cfg, data, run_dir / "grids" / f"step-{finished:08d}.png", device)
+            if finished % t.ckpt_every == 0 or finished == t.steps:
+                if main:
                     last_ckpt = save_checkpoint(run_dir, finished, method, optimizers, meta, t.keep_ckpts)
+                else:
+                    last_ckpt = checkpoint_path(run_dir, finished)  # what rank 0 writes
     finally:
         bar.close()
-        writer.close()
+        if main:
+            writer.close()
+            log.close()
     elapsed = time.perf_counter() - t0
     assert last_ckpt is not None  # the last step always writes one
     return RunResult(run_dir, t.steps, done * t.batch_size / elapsed if done else 0.0, last_stats, last_ckpt)
+
+
+def _rank_main(cfg: Config | None, run_dir: Path, resume: bool, force: bool, progress: bool) -> None:
+    """One spawned rank of `train_spawned` (module level: torch.multiprocessing pickles it by name)."""
+    try:
+        train(cfg, run_dir, resume=resume, force=force, progress=progress)
+    finally:
+        distributed.shutdown()
+
+
+def train_spawned(
+    nproc: int, cfg: Config | None, run_dir: str | Path, *, resume: bool = False, force: bool = False,
+    progress: bool = True,
+) -> Path:
+    """`train` in `nproc` local processes (gloo on CPU, NCCL on CUDA); returns the newest checkpoint.
+
+    The same as `torchrun --nproc-per-node nproc` on one machine; each process uses
+    `train.threads` intra-op threads (set it so that nproc × threads ≤ cores).
+    """
+    distributed.spawn(nproc, _rank_main, cfg, Path(run_dir), resume, force, progress)
+    ckpt = latest_checkpoint(Path(run_dir))
+    assert ckpt is not None  # the last step of a finished run always writes one
+    return ckpt

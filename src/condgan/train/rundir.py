@@ -17,7 +17,9 @@ METRICS_FILE = "metrics.jsonl"
 RUN_ENTRIES = (CONFIG_FILE, METRICS_FILE, "checkpoints", "events", "grids")
 # Fields that may change when a run is resumed: they do not change what is trained.
 RESUMABLE_CHANGES = {"train.steps", "train.log_every", "train.grid_every", "train.ckpt_every",
-                     "train.keep_ckpts", "train.device", "train.threads", "data.data_dir"}
+                     "train.keep_ckpts", "train.device", "train.threads", "data.data_dir",
+                     # speed settings: same model and objective, e.g. when moving a run to a GPU
+                     "train.amp", "train.channels_last", "train.compile", "train.deterministic", "train.sync_bn"}
 
 
 def holds_run(run_dir: Path) -> bool:

@@ -1,0 +1,203 @@
+"""torch.distributed for the training loop and the evaluation helpers.
+
+Launch: `torchrun` (or SLURM/any launcher that sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+MASTER_PORT) or `condgan train --nproc N`, which spawns N local processes with the same
+environment. Backend: NCCL for CUDA, gloo otherwise.
+
+Data parallelism, as the loop uses it (docs/distributed-and-speed.md):
+- `train.batch_size` is the *global* batch; each of the W ranks takes its contiguous slice of
+  B/W items of the same global batch (same permutation, same noise), so a W-rank run computes
+  the gradients of the single-process run, up to float summation order and BatchNorm (per-rank
+  batch statistics unless `train.sync_bn`).
+- Gradients are averaged over ranks per phase with one flat all-reduce of the phase module's
+  gradients (`average_gradients`), as stylegan2-ada's training loop does, rather than by wrapping
+  G and D in DistributedDataParallel: GAN phases call D several times before one backward and
+  backpropagate through the other player, which DDP's reducer does not allow ("mark a variable
+  ready only once") without restructuring every method; the explicit reduction also leaves
+  module names, hence checkpoint keys, untouched.
+- Buffers (BatchNorm running statistics, method state such as Self-Cond GAN clusters) are
+  broadcast from rank 0, like DDP's `broadcast_buffers=True`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from condgan.errors import CondganError, ConfigError
+
+ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place in the job; `world_size` 1 means no process group."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def info() -> DistInfo:
+    """The current process group's ranks (world size 1 when none is initialised)."""
+    if dist.is_available() and dist.is_initialized():
+        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+    return DistInfo()
+
+
+def launched_by_torchrun() -> bool:
+    """True when the launcher set the env:// rendezvous variables with more than one process."""
+    return all(v in os.environ for v in ENV_VARS[:2]) and int(os.environ["WORLD_SIZE"]) > 1
+
+
+def init_from_env(device_type: str) -> DistInfo:
+    """Join the process group described by the environment (torchrun / SLURM / `--nproc`).
+
+    A no-op returning world size 1 when the launcher started one process. CUDA ranks are pinned to
+    `cuda:LOCAL_RANK` before the group is created (NCCL needs the device; untested here: the
+    project's test machine has no GPU).
+    """
+    if dist.is_initialized():
+        return info()
+    if not launched_by_torchrun():
+        return DistInfo()
+    missing = [v for v in ENV_VARS if v not in os.environ and v != "LOCAL_RANK"]
+    if missing:
+        raise ConfigError(f"distributed launch: environment variable {missing[0]} not set; "
+                          f"expected {', '.join(ENV_VARS)} (torchrun sets them)")
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    backend = "nccl" if device_type == "cuda" else "gloo"
+    if device_type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise ConfigError(f"distributed launch: LOCAL_RANK {local_rank} but only "
+                              f"{torch.cuda.device_count()} CUDA devices on this node")
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(backend=backend, init_method="env://")
+    return info()
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def free_port() -> int:
+    """An unused TCP port on this host for a local rendezvous."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _spawned(local_rank: int, nproc: int, port: int, fn: Callable[..., Any], args: tuple) -> None:
+    os.environ.update(RANK=str(local_rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(nproc),
+                      LOCAL_WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    fn(*args)
+
+
+def spawn(nproc: int, fn: Callable[..., Any], *args: Any) -> None:
+    """Run `fn(*args)` in `nproc` local processes that see torchrun's environment variables.
+
+    `fn` must call `init_from_env` (the loop does). An exception in any process is raised here
+    after the others are terminated: a condgan user error (a `CondganError` subclass) as a
+    `CondganError` with the same one-line message, anything else as torch's ProcessRaisedException.
+    """
+    if nproc < 1:
+        raise ConfigError(f"--nproc: expected a positive number of processes, found {nproc}")
+    try:
+        torch.multiprocessing.spawn(_spawned, args=(nproc, free_port(), fn, args), nprocs=nproc, join=True)
+    except torch.multiprocessing.ProcessRaisedException as exc:
+        # The child's exception arrives as its formatted traceback; its last line is "module.Class: message".
+        last = str(exc).strip().splitlines()[-1]
+        kind, _, message = last.partition(": ")
+        if kind.startswith("condgan.errors."):
+            raise CondganError(message) from None
+        raise
+
+
+def average_gradients(params: Iterable[nn.Parameter], extra: torch.Tensor | None = None) -> torch.Tensor | None:
+    """Average `params`' gradients over ranks in one flat all-reduce; also averages `extra`.
+
+    Parameters without a gradient on this rank contribute zeros (all ranks must pass the same list).
+    Returns the averaged `extra` (e.g. the loss, so every rank sees a NaN on any rank).
+    """
+    world = dist.get_world_size()
+    params = [p for p in params if p.requires_grad]
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    parts = [g.reshape(-1) for g in grads] + ([extra.detach().reshape(-1).to(grads[0].dtype)] if extra is not None else [])
+    flat = torch.cat(parts)
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for p, g in zip(params, grads):
+        n = g.numel()
+        p.grad = flat[offset:offset + n].view_as(g)
+        offset += n
+    return flat[offset:offset + extra.numel()].view_as(extra) if extra is not None else None
+
+
+def broadcast_module(module: nn.Module, *, params: bool = True) -> None:
+    """Copy rank 0's buffers (and parameters unless `params` is False) to every rank."""
+    tensors = list(module.buffers()) + (list(module.parameters()) if params else [])
+    with torch.no_grad():
+        for t in tensors:
+            dist.broadcast(t, src=0)
+
+
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's `obj` (picklable) on every rank."""
+    box = [obj if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def mean_over_ranks(values: dict[str, float]) -> dict[str, float]:
+    """Per-key means of scalar statistics over ranks (keys must be the same on every rank)."""
+    keys = sorted(values)
+    if keys != broadcast_object(keys):  # a mismatch would silently average different statistics
+        raise RuntimeError(f"rank {dist.get_rank()} reports statistics {keys}, rank 0 others")
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+    dist.all_reduce(t)
+    return dict(zip(keys, (t / dist.get_world_size()).tolist()))
+
+
+def gather(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate every rank's `x` along dim 0, in rank order (sizes may differ between ranks).
+
+    For evaluation: each rank generates or extracts features for its share, `gather` returns the
+    whole set on every rank. Without a process group it returns `x`. Tensors travel on the
+    backend's device (CUDA for NCCL) and come back on `x`'s device.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    comm_device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    y = x.to(comm_device).contiguous()
+    sizes = [torch.zeros(1, dtype=torch.long, device=comm_device) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, torch.tensor([len(y)], device=comm_device))
+    biggest = int(max(s.item() for s in sizes))
+    padded = torch.zeros((biggest, *y.shape[1:]), dtype=y.dtype, device=comm_device)
+    padded[:len(y)] = y
+    out = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(out, padded)
+    return torch.cat([o[:int(s.item())] for o, s in zip(out, sizes)]).to(x.device)
+
+
+def shard(n: int, dist_info: DistInfo | None = None) -> range:
+    """The contiguous part of `range(n)` this rank handles (balanced: sizes differ by at most one)."""
+    d = dist_info or info()
+    per, extra = divmod(n, d.world_size)
+    start = d.rank * per + min(d.rank, extra)
+    return range(start, start + per + (d.rank < extra))
