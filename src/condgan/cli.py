@@ -165,6 +165,24 @@ def cmd_bench_modes(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- eval
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from condgan.evaluate import parse_metrics, run_eval
+    from condgan.metrics.features import inception_weights_from_env
+
+    result = run_eval(out_dir=args.out, samples=args.samples, real=args.real, data_dir=args.data_dir, run=args.run,
+                      n=args.n, metrics=parse_metrics(args.metrics, args.run is not None), pairs=args.pairs,
+                      judge_path=args.judge, inception_weights=inception_weights_from_env(args.inception_weights),
+                      seed=args.seed, progress=not args.no_progress)
+    for name, extractor in result["extractors"].items():
+        head = {k: v for k, v in result["metrics"].items() if k in result["keys"][name] and "/class_" not in k}
+        print(f"{name:17s} [{extractor}] " + ", ".join(f"{k}={v:.4g}" for k, v in head.items()))
+    print(f"wrote {Path(args.out) / 'metrics.json'} and {Path(args.out) / 'report.html'}")
+    return 0
+
+
 # ---------------------------------------------------------------- quickstart
 
 
@@ -249,6 +267,24 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="config override for every run")
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(fn=cmd_bench_modes)
+
+    p = verbs.add_parser("eval", help="the AC-GAN paper's evaluation suite: metrics.json + report.html")
+    p.add_argument("--samples", help="samples .npz (images uint8 N×H×W×C, labels int64 N)")
+    p.add_argument("--real", help="dataset the samples imitate (its test split is the reference)")
+    p.add_argument("--data-dir", help="where the real dataset's files are")
+    p.add_argument("--run", help="a run directory to sample from instead of --samples")
+    p.add_argument("--n", type=int, default=10_000, help="samples drawn from --run")
+    p.add_argument("--metrics", help="comma-separated subset of: is, fid, kid, prdc, intra_fid, accuracy, "
+                   "resolution_sweep, diversity, correlation, memorization, interpolation (default: all but "
+                   "interpolation)")
+    p.add_argument("--pairs", type=int, default=100, help="MS-SSIM pairs per class (diversity)")
+    p.add_argument("--judge", help="judge safetensors (default: the cached one for the dataset)")
+    p.add_argument("--inception-weights", help="FID Inception weights for is/fid/kid/prdc/intra_fid "
+                   "(default: $CONDGAN_INCEPTION_WEIGHTS, else the judge)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="report directory")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=cmd_eval)
 
     p = verbs.add_parser("quickstart", help="the built-in default: a short AC-GAN run on Fashion-MNIST, judged")
     p.add_argument("--out", default="runs/quickstart")

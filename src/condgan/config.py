@@ -82,6 +82,10 @@ class TrainConfig:
     grid_rows: int = 8  # rows of fixed z in the class grid (paper fig. 9)
     ckpt_every: int = 500
     keep_ckpts: int = 3  # newest checkpoints kept
+    # Collapse monitor (condgan.train.monitor): every N steps the within-class MS-SSIM of fresh
+    # samples is compared with the real data's highest per-class value; 0 = off.
+    monitor_every: int = 0
+    monitor_patience: int = 3  # consecutive checks above the real maximum before the warning
     # Speed and determinism (docs/distributed-and-speed.md). "auto" picks per device: see
     # condgan.train.speed.resolve_speed.
     amp: str = "auto"  # auto | none | bf16 | fp16 (fp16: CUDA only, with a GradScaler)
@@ -182,6 +186,9 @@ def _validate(cfg: Config) -> None:
     for key in ("optim.beta1", "optim.beta2", "model.dropout"):
         if not 0.0 <= flat[key] < 1.0:
             raise ConfigError(f"config field {key}: expected a value in [0, 1), found {flat[key]!r}")
+    for key, low in (("train.monitor_every", 0), ("train.monitor_patience", 1)):
+        if flat[key] < low:
+            raise ConfigError(f"config field {key}: expected >= {low}, found {flat[key]!r}")
     if flat["method.class_weight"] < 0:
         raise ConfigError(f"config field method.class_weight: expected >= 0, found {flat['method.class_weight']!r}")
     if flat["method.num_clusters"] < 2:

@@ -43,7 +43,9 @@ class DCGANGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         if self.num_classes:
-            z = torch.cat([z, F.one_hot(c, self.num_classes).to(z.dtype)], dim=1)
+            # c: class indices, or float (N, num_classes) class vectors (blended one-hots, for interpolation).
+            onehot = c.to(z.dtype) if c.is_floating_point() else F.one_hot(c, self.num_classes).to(z.dtype)
+            z = torch.cat([z, onehot], dim=1)
         h = self.fc(z).view(z.shape[0], -1, self.start, self.start)
         return self.blocks(F.relu(self.fc_norm(h)))
 

@@ -1,0 +1,145 @@
+"""The evaluation suite (condgan.evaluate): metric behaviour on degraded samples, numbers against
+independent computations, the real-feature cache, and the collapse monitor."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from cli_data import write_fashion_like
+from condgan.data import load_dataset
+from condgan.evaluate import EVAL_METRICS, evaluate, sweep_resolutions
+from condgan.metrics.discriminability import resolution_sweep
+from condgan.metrics.classifier import save_judge, train_judge
+from condgan.metrics.features import judge_extractor, real_features
+from condgan.train.monitor import CollapseMonitor
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A small Fashion-MNIST-format dataset (400 images per split) and a judge trained on it."""
+    root = tmp_path_factory.mktemp("eval")
+    folder = write_fashion_like(root / "fm", n=400)
+    train = load_dataset("fashion-mnist", "train", data_dir=folder)
+    test = load_dataset("fashion-mnist", "test", data_dir=folder)
+    model, acc, _ = train_judge(train, test, epochs=2, progress=False)
+    judge = save_judge(model, root / "judge.safetensors", dataset=train.name, class_names=list(train.class_names),
+                       sample_shape=tuple(train.x.shape[1:]), test_accuracy=acc)
+    return {"root": root, "folder": folder, "train": train, "test": test, "judge": judge}
+
+
+def _eval(setup, x, y, metrics, **kw):
+    return evaluate(x, y, setup["test"], judge=setup["judge"], metrics=metrics, progress=False,
+                    cache_dir=setup["root"] / "cache", train_data=lambda: setup["train"], **kw)
+
+
+def test_registry_names():
+    assert EVAL_METRICS.names() == sorted(["is", "fid", "kid", "prdc", "intra_fid", "accuracy", "resolution_sweep",
+                                           "diversity", "correlation", "memorization", "interpolation"])
+
+
+def test_sweep_resolutions():
+    assert sweep_resolutions(28) == [7, 14, 21, 28]
+    assert sweep_resolutions(32) == [8, 16, 32]
+    assert sweep_resolutions(64) == [8, 16, 32, 64]
+
+
+def test_collapsed_generator_scores_worse_on_diversity(setup):
+    test = setup["test"]
+    x, y = test.x[:300], test.y[:300].numpy()
+    # Collapsed: every sample of class k is the same image (the first real image of class k).
+    first = {k: int(np.flatnonzero(y == k)[0]) for k in range(10)}
+    collapsed = x[[first[k] for k in y]]
+    good = _eval(setup, x, y, ["diversity"], pairs=20)["metrics"]
+    bad = _eval(setup, collapsed, y, ["diversity"], pairs=20)["metrics"]
+    assert bad["msssim_gen_mean"] == pytest.approx(1.0, abs=1e-5)
+    assert bad["msssim_gen_mean"] > good["msssim_gen_mean"] + 0.1
+    assert bad["share_classes_below_max_real"] == 0.0
+    assert good["share_classes_below_max_real"] > 0.5
+
+
+def test_label_shuffled_generator_scores_worse_on_discriminability(setup):
+    test = setup["test"]
+    x, y = test.x, test.y.numpy()
+    shuffled = np.random.default_rng(0).permutation(y)
+    good = _eval(setup, x, y, ["accuracy", "resolution_sweep"])["metrics"]
+    bad = _eval(setup, x, shuffled, ["accuracy", "resolution_sweep"])["metrics"]
+    assert good["accuracy"] > 0.5 and bad["accuracy"] < 0.25
+    assert bad["accuracy_28px"] < good["accuracy_28px"]
+    # Real test images as "samples": their accuracy is the judge's real accuracy.
+    assert good["accuracy"] == pytest.approx(good["real_accuracy"], abs=1e-12)
+    # The sweep equals discriminability.resolution_sweep (which classifies each resized batch itself).
+    judge = setup["judge"]
+    ref = resolution_sweep(x, shuffled, lambda b: judge.model(b), [7, 14, 21, 28], 10)
+    for key, value in ref.items():
+        assert bad[key] == pytest.approx(value, abs=1e-12), key
+
+
+@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # 256-d covariances of 400 images
+def test_numbers_match_independent_computation(setup):
+    """accuracy from Judge.run's logits; FID as pytorch-fid computes it (np.cov, scipy sqrtm) on Judge.run features."""
+    test, judge = setup["test"], setup["judge"]
+    gen_x = (test.x[:400] + 0.2 * torch.randn(400, 1, 28, 28, generator=torch.Generator().manual_seed(1))).clamp(-1, 1)
+    gen_y = test.y[:400].numpy()
+    out = _eval(setup, gen_x, gen_y, ["accuracy", "fid", "is"])
+    feats_g, logits_g = (t.double().numpy() for t in judge.run(gen_x))
+    feats_r, _ = (t.double().numpy() for t in judge.run(test.x))
+    assert out["metrics"]["accuracy"] == pytest.approx(float((logits_g.argmax(1) == gen_y).mean()), abs=1e-12)
+    mu1, mu2 = feats_r.mean(0), feats_g.mean(0)
+    s1, s2 = np.cov(feats_r, rowvar=False), np.cov(feats_g, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    ref = float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    assert out["metrics"]["fid"] == pytest.approx(ref, rel=1e-4)
+    assert set(out["extractors"]) == {"accuracy", "fid", "is"}
+    assert all(v == judge.id for v in out["extractors"].values())
+
+
+def test_real_features_cache_hit(setup, tmp_path):
+    ex = judge_extractor(setup["judge"])
+    f1, l1, hit1 = real_features(setup["test"], "test", ex, cache_dir=tmp_path, progress=False)
+    f2, l2, hit2 = real_features(setup["test"], "test", ex, cache_dir=tmp_path, progress=False)
+    assert (hit1, hit2) == (False, True)
+    np.testing.assert_array_equal(f1, f2)
+    np.testing.assert_array_equal(l1, l2)
+    (cached,) = tmp_path.iterdir()
+    assert setup["judge"].sha256[:12] in cached.name and "28x28x1" in cached.name
+
+
+class _CollapsedMethod(torch.nn.Module):
+    """A generator that ignores z: one fixed image per class (total mode collapse)."""
+
+    conditional = True
+
+    def __init__(self, images: torch.Tensor) -> None:
+        super().__init__()
+        self.images = torch.nn.Parameter(images)
+        self.num_classes = len(images)
+
+    def latent(self, n, device="cpu", generator=None):
+        return torch.randn(n, 4, generator=generator)
+
+    def generate(self, z, c):
+        return self.images[c] + 0 * z.sum()
+
+
+def test_collapse_monitor_warns_once(setup):
+    train = setup["train"]
+    said = []
+    monitor = CollapseMonitor(train.x, train.y, 10, patience=2, say=said.append)
+    first = torch.stack([train.x[train.y == k][0] for k in range(10)])
+    collapsed = _CollapsedMethod(first)
+    rows = [monitor(collapsed, step) for step in (10, 20, 30)]
+    assert rows[0]["monitor/msssim_max"] == pytest.approx(1.0, abs=1e-5)
+    assert rows[0]["monitor/classes_above_real_max"] == 10
+    assert "monitor/collapse_warning" not in rows[0] and rows[1]["monitor/collapse_warning"] == 1.0
+    assert "monitor/collapse_warning" not in rows[2]
+    assert len(said) == 1 and "mode collapse at step 20" in said[0]
+    # A diverse generator (independent noise images): below the real maximum, no warning.
+    noisy = _CollapsedMethod(first)
+    noisy.generate = lambda z, c: torch.rand(len(c), 1, 28, 28, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    healthy = CollapseMonitor(train.x, train.y, 10, patience=1, say=said.append)
+    row = healthy(noisy, 5)
+    assert row["monitor/classes_above_real_max"] == 0 and "monitor/collapse_warning" not in row
+    assert len(said) == 1
