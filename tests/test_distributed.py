@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from condgan.config import resolve_config
+from condgan.data.base import to_uint8_nhwc
 from condgan.errors import CondganError, ConfigError
+from condgan.methods import build_method
+from condgan.nets import DataSpec
+from condgan.sample import generate, generate_uint8
 from condgan.train import distributed
 from condgan.train.checkpoint import load_checkpoint
 from condgan.train.loop import EpochSampler, train, train_spawned
@@ -29,11 +34,18 @@ def weights(run: Path, step: int) -> dict[str, torch.Tensor]:
     return load_checkpoint(run / "checkpoints" / f"ckpt-{step:08d}.pt")["model"]
 
 
+def _tiny_method():
+    torch.manual_seed(0)
+    spec = DataSpec((1, 28, 28), 10)
+    return build_method(resolve_config(overrides=["model.g_channels=8", "model.d_channels=8"]), spec).eval()
+
+
 def _gather_worker(out: Path) -> None:
     info = distributed.init_from_env("cpu")
     try:
         x = torch.arange(3 + info.rank, dtype=torch.float32).unsqueeze(1) + 10 * info.rank  # sizes 3 and 4
         torch.save(distributed.gather(x), out / f"rank{info.rank}.pt")
+        np.save(out / f"samples{info.rank}.npy", generate_uint8(_tiny_method(), 25, seed=4, batch_size=10)[0])
         if info.rank == 1:
             raise ConfigError("config field train.batch_size: rank 1 refuses")
     finally:
@@ -64,8 +76,10 @@ def test_gather_concatenates_uneven_shards_in_rank_order_and_user_errors_surface
     with pytest.raises(CondganError, match="^config field train.batch_size: rank 1 refuses$"):
         distributed.spawn(2, _gather_worker, tmp_path)
     expected = torch.tensor([0.0, 1, 2, 10, 11, 12, 13]).unsqueeze(1)
+    whole = generate_uint8(_tiny_method(), 25, seed=4, batch_size=10)[0]  # one process, all 3 batches
     for rank in (0, 1):
         torch.testing.assert_close(torch.load(tmp_path / f"rank{rank}.pt"), expected)
+        np.testing.assert_array_equal(np.load(tmp_path / f"samples{rank}.npy"), whole)
 
 
 def test_sampler_slices_the_global_batch():
@@ -80,3 +94,12 @@ def test_sampler_slices_the_global_batch():
 def test_shard_is_balanced_and_covers_everything():
     ranges = [distributed.shard(10, distributed.DistInfo(r, 3)) for r in range(3)]
     assert [list(r) for r in ranges] == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+
+
+def test_generate_uint8_streams_the_same_samples_as_generate():
+    method = _tiny_method()
+    x, labels = generate(method, 25, seed=4, batch_size=10)
+    u, labels_u = generate_uint8(method, 25, seed=4, batch_size=10)
+    assert u.dtype == np.uint8 and u.shape == (25, 28, 28, 1)
+    np.testing.assert_array_equal(u, to_uint8_nhwc(x))
+    assert torch.equal(labels, labels_u)

@@ -44,7 +44,7 @@ def _parse_classes(text: str | None) -> list[int] | None:
 
 def _train_overrides(args: argparse.Namespace) -> list[str]:
     flags = {"steps": "train.steps", "batch_size": "train.batch_size", "seed": "train.seed",
-             "device": "train.device", "data": "data.name", "data_dir": "data.data_dir",
+             "device": "train.device", "data": "data.name", "data_dir": "data.data_dir", "threads": "train.threads",
              "method": "method.name"}
     out = [f"{key}={getattr(args, name)}" for name, key in flags.items() if getattr(args, name) is not None]
     return out + list(args.set or [])
@@ -75,9 +75,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump((cfg or resolve_config(base=read_yaml(out / CONFIG_FILE))).to_dict(), sort_keys=False))
         return 0
-    result = train(cfg, out, resume=args.resume, force=args.force, progress=not args.no_progress)
-    print(f"run {result.run_dir}: step {result.steps}, {result.images_per_sec:.0f} images/s, "
-          f"checkpoint {result.checkpoint}")
+    if args.nproc is not None and args.nproc < 1:
+        raise ConfigError(f"--nproc: expected a positive number of processes, found {args.nproc}")
+    if args.nproc and args.nproc > 1:  # local data parallelism; torchrun runs this command once per rank instead
+        from condgan.train.loop import train_spawned
+
+        ckpt = train_spawned(args.nproc, cfg, out, resume=args.resume, force=args.force, progress=not args.no_progress)
+        print(f"run {out}: {args.nproc} processes, checkpoint {ckpt}")
+        return 0
+    from condgan.train import distributed
+
+    try:
+        result = train(cfg, out, resume=args.resume, force=args.force, progress=not args.no_progress)
+    finally:
+        is_main = distributed.info().is_main
+        distributed.shutdown()  # under torchrun: train joined the process group
+    if is_main:
+        print(f"run {result.run_dir}: step {result.steps}, {result.images_per_sec:.0f} images/s, "
+              f"checkpoint {result.checkpoint}")
     return 0
 
 
@@ -88,7 +103,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from condgan.report.grid import class_grid, save_png
-    from condgan.sample import check_classes, generate, load_run, save_samples
+    from condgan.sample import check_classes, generate_uint8, load_run, save_samples
     from condgan.train.loop import resolve_device
 
     if args.n <= 0:
@@ -96,7 +111,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     run = load_run(args.run, args.checkpoint, device)
     classes = _parse_classes(args.classes)
-    x, labels = generate(run.method, args.n, classes, seed=args.seed, device=device)
+    x, labels = generate_uint8(run.method, args.n, classes, seed=args.seed, device=device)
     path = save_samples(args.out, x, labels)
     print(f"wrote {len(x)} samples to {path} (step {run.step}, {run.checkpoint})")
     if args.grid:
@@ -214,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="where the dataset's files are (data.data_dir)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="config override (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and stop")
+    p.add_argument("--threads", type=int, help="torch intra-op threads per process (train.threads)")
+    p.add_argument("--nproc", type=int, help="data-parallel processes on this machine (gloo on CPU, NCCL on CUDA); "
+                   "train.batch_size is the global batch, split evenly; see docs/distributed-and-speed.md")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(fn=cmd_train)
 
