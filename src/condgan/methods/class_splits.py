@@ -60,7 +60,8 @@ class ClassSplits(Method):
         # Saved with the weights, so a checkpoint records which classes each sub-model learnt.
         self.register_buffer("split_of", split_of)  # global class → sub-model
         self.register_buffer("local_of", local_of)  # global class → class index inside its sub-model
-        self._phase_of: dict[str, tuple[int, str]] = {}
+        # phase name → (sub-model, its own phase name)
+        self._phase_of = {f"{p.name}{SUFFIX}{i}": (i, p.name) for i, sub in enumerate(subs) for p in sub.phases()}
         self._routed_for: StepInputs | None = None
         self._routed: list[StepInputs | None] = []
 
@@ -69,13 +70,8 @@ class ClassSplits(Method):
         return [torch.nonzero(self.split_of == i).flatten().tolist() for i in range(len(self.subs))]
 
     def phases(self) -> list[Phase]:
-        out = []
-        for i, sub in enumerate(self.subs):
-            for p in sub.phases():
-                name = f"{p.name}{SUFFIX}{i}"
-                self._phase_of[name] = (i, p.name)
-                out.append(Phase(name, p.module, p.lr, p.interval))
-        return out
+        return [Phase(f"{p.name}{SUFFIX}{i}", p.module, p.lr, p.interval)
+                for i, sub in enumerate(self.subs) for p in sub.phases()]
 
     def latent(self, n: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> torch.Tensor:
         return self.subs[0].latent(n, device=device, generator=generator)
