@@ -65,6 +65,8 @@ def test_output_shapes_and_init():
     z, c = torch.randn(2, 100), torch.tensor([3, 7])
     x = G(z, c)
     assert x.shape == (2, 3, 32, 32) and x.abs().max() <= 1
+    G.eval()
+    torch.testing.assert_close(G(z, torch.eye(10)[c]), G(z, c))  # class vectors (interpolation) as one-hots
     s, k = D(x)
     assert s.shape == (2,) and k.shape == (2, 10)
     conv = D.body[0]

@@ -51,6 +51,8 @@ def test_generate_routes_each_class_to_its_sub_model_and_back(mode):
         rows = c == k
         expected = method.subs[split].generate(z[rows], torch.full((int(rows.sum()),), local))
         torch.testing.assert_close(x[rows], expected)
+    with pytest.raises(TypeError, match="cannot be routed"):  # class blends (interpolation) span sub-models
+        method.generate(z[:2], torch.eye(10)[:2])
 
 
 def test_loss_routes_real_and_generated_batches_by_class():

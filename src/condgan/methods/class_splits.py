@@ -98,6 +98,9 @@ class ClassSplits(Method):
         return self.subs[i].loss(sub_phase, inputs)
 
     def generate(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        if c is None or c.is_floating_point():
+            raise TypeError("class splits route integer classes to their sub-model; class vectors "
+                            "(e.g. a blend of two one-hots) cannot be routed")
         out: torch.Tensor | None = None
         split = self.split_of[c]
         for i, sub in enumerate(self.subs):

@@ -79,8 +79,9 @@ class PaperGenerator(nn.Module):
         init_paper_weights(self)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        if self.num_classes:
-            z = torch.cat([z, F.one_hot(c, self.num_classes).to(z.dtype)], dim=1)
+        if self.num_classes:  # c: class indices, or N×K class vectors (soft one-hot, for interpolation)
+            onehot = c.to(z.dtype) if c.is_floating_point() else F.one_hot(c, self.num_classes).to(z.dtype)
+            z = torch.cat([z, onehot], dim=1)
         h = F.relu(self.fc(z)).view(z.shape[0], -1, self.start, self.start)
         return self.blocks(h)
 
