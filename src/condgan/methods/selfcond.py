@@ -152,8 +152,8 @@ class SelfCondGAN(Method):
             raise ConfigError(f"config field method.cluster_fit_size: expected >= method.num_clusters ({k}), "
                               f"found {self.fit_size}")
         if len(self.assignment) != n:
-            raise ConfigError(f"config field data: this Self-Cond GAN was built for {len(self.assignment)} "
-                              f"training samples, the data has {n}")
+            raise ConfigError(f"data: this Self-Cond GAN was built for {len(self.assignment)} training samples "
+                              f"(DataSpec.num_samples), found {n}")
         if bool((self.assignment >= 0).all()):  # resumed: the saved partition continues
             return {}
         return self.recluster(data_x, data_y, step=0)
