@@ -1,10 +1,12 @@
 """Laplacian pyramid, LAPGAN/CC-LAPGAN losses and sampling, a short run that learns, the chain figure."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from condgan import cli
 from condgan.config import resolve_config
 from condgan.errors import ConfigError
 from condgan.methods import StepInputs, build_method
@@ -140,4 +142,11 @@ def test_lapgan_learns_pyramid_statistics_and_draws_the_chain(tmp_path):
     png = lapgan_chain(load_run(run).method, tmp_path / "chain.png", n=3)
     with Image.open(png) as img:
         assert img.size[0] > img.size[1] > 100  # 3 rows × 4 columns of panels
+    out = tmp_path / "s.npz"
+    assert cli.main(["sample", str(run), "--n", "5", "--out", str(out), "--grid", str(tmp_path / "g.png"),
+                     "--grid-rows", "2", "--device", "cpu"]) == 0
+    with np.load(out) as f:  # unconditional: images only, no labels
+        assert set(f.files) == {"images"} and f["images"].shape == (5, 16, 16, 1)
+    with Image.open(tmp_path / "g.png") as img:  # one column (no classes) of 2 rows
+        assert img.size[1] > img.size[0]
 

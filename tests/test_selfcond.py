@@ -171,3 +171,6 @@ def test_selfcond_covers_more_ring_modes_after_training(tmp_path):
     assert before <= 1 and after >= 6, (before, after)
     assert loaded.method.num_classes == 8 and int(loaded.method.cluster_sizes.sum()) == 2000
     assert [r["cluster/purity"] for r in rows(run) if "cluster/purity" in r][-1] > 0.95  # the step-200 re-clustering
+    assert cli.main(["sample", str(run), "--n", "16", "--out", str(tmp_path / "s.npz"), "--device", "cpu"]) == 0
+    with np.load(tmp_path / "s.npz") as f:  # cluster ids as labels, balanced over the k clusters
+        assert f["points"].shape == (16, 2) and f["labels"].tolist() == list(range(8)) * 2
