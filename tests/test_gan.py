@@ -80,6 +80,6 @@ def test_cli_method_flag(tmp_path, capsys):
     assert err.startswith("condgan: error: unknown method 'nope'") and "gan" in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("preset", ["gan-ring", "cgan-fashion-mnist", "acgan-cifar10-paper", "acgan-imagenet-paper"])
+@pytest.mark.parametrize("preset", ["gan-ring", "cgan-ring", "cgan-fashion-mnist", "acgan-cifar10-paper", "acgan-imagenet-paper"])
 def test_presets_resolve(preset, tmp_path, capsys):
     assert main(["train", "--config", preset, "--out", str(tmp_path / "r"), "--dry-run"]) == 0
