@@ -105,3 +105,16 @@ def test_paper_presets():
             cfg.train.steps) == ("acgan_cifar", 0.5, 2e-4, 0.5, 100, 50000)
     cfg = resolve_config([PRESET_DIR / "acgan-imagenet-paper.yaml"])
     assert (cfg.model.arch, cfg.method.class_splits, cfg.data.resolution) == ("acgan_imagenet", 100, 128)
+
+
+@pytest.mark.parametrize("overrides", [["method.name=gan"], ["method.name=cgan", "method.cgan_variant=concat"],
+                                       ["method.name=cgan", "method.cgan_variant=projection"]])
+def test_paper_nets_serve_gan_and_cgan(overrides):
+    cfg = resolve_config(overrides=["model.arch=acgan_cifar", *overrides])
+    method = build_method(cfg, DataSpec((3, 32, 32), 10))
+    step = StepInputs(real_x=torch.rand(2, 3, 32, 32) * 2 - 1, real_c=torch.tensor([0, 1]), real_idx=torch.arange(2),
+                      gen_z=torch.randn(2, 100), gen_c=torch.tensor([2, 3]), step=0)
+    for phase in ("D", "G"):
+        loss, _ = method.loss(phase, step)
+        assert torch.isfinite(loss)
+    assert step.cache["gen_x"].shape == (2, 3, 32, 32)
