@@ -84,7 +84,7 @@ def test_image_step_shapes():
 @pytest.mark.parametrize("variant", ["concat", "projection"])
 def test_learns_class_conditional_placement_on_the_ring(tmp_path, variant):
     before, after = train_ring(tmp_path, "method.name=cgan", f"method.cgan_variant={variant}",
-                               "method.g_source_loss=non_saturating")
+                               "method.g_source_loss=non_saturating", steps=250)
     # Samples of class k land on mode k (not just on some mode).
     assert right_mode_share(before) < 0.05
     assert right_mode_share(after) > 0.6

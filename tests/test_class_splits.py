@@ -110,6 +110,6 @@ def test_checkpoint_resume_and_sample_round_trip(tmp_path):
 
 def test_acgan_splits_learn_class_placement_on_the_ring(tmp_path):
     before, after = train_ring(tmp_path, "method.name=acgan", "method.class_splits=2", "method.split_mode=random",
-                               steps=250)
+                               steps=200)
     assert right_mode_share(before) < 0.05
     assert right_mode_share(after) > 0.6
