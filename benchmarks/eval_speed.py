@@ -1,0 +1,114 @@
+"""Issue-3 benchmark: wall time of the evaluation suite on 10,000 28×28 samples, and MS-SSIM speed.
+
+1. The full `condgan eval` suite (all metrics but interpolation, which needs a run) on the
+   Fashion-MNIST test images standing in for 10,000 samples, judged by the cached Fashion-MNIST
+   judge: a cold run (real test/train features computed and cached) and a warm run (cached); the
+   warm run is the figure to compare with the 60 s target.
+2. MS-SSIM pairs/s of `condgan.metrics.msssim.ms_ssim` and `pytorch_msssim.ms_ssim` on the same
+   pairs of 28×28 real images at the same settings (7-tap window, sigma 1.5, 3 scales with the
+   renormalised standard weights, data range [0, 1]), and their largest difference.
+   pytorch-msssim asserts side > 16 (win - 1) whatever the number of scales; under `python -O`
+   that assert is skipped and its code runs unchanged, valid here since every scale fits the
+   window. The script therefore re-runs itself with -O.
+
+    python -O benchmarks/eval_speed.py --threads 2 [--samples S.npz] [--pairs 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def suite(args: argparse.Namespace) -> list[tuple[str, float, float]]:
+    from condgan.data import load_dataset
+    from condgan.evaluate import DEFAULT_METRICS, evaluate, load_samples
+    from condgan.quickstart import ensure_judge
+
+    real = load_dataset("fashion-mnist", "test")
+    if args.samples:
+        gen_x, gen_y = load_samples(args.samples, real, args.pairs)
+    else:
+        gen_x, gen_y = real.x[: args.n], real.y[: args.n].numpy()
+    judge = ensure_judge("fashion-mnist")
+    cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="condgan-eval-bench-"))
+    rows = []
+    for label in ("cold (real features computed, cached)", "warm (real features from cache)"):
+        t0 = time.perf_counter()
+        result = evaluate(gen_x, gen_y, real, judge=judge, metrics=DEFAULT_METRICS, pairs=args.pairs,
+                          train_data=lambda: load_dataset("fashion-mnist", "train"), cache_dir=cache,
+                          out_dir=Path(args.out) / label.split()[0], progress=False)
+        rows.append((label, time.perf_counter() - t0, result))
+    print(f"\nsuite on {len(gen_x)} samples of {tuple(gen_x.shape[1:])}, {judge.id}, pairs/class {args.pairs}")
+    print("| run | wall (s) |\n|---|---|")
+    for label, secs, _ in rows:
+        print(f"| {label} | {secs:.1f} |")
+    print("\nwarm run, per metric (s):\n| metric | s |\n|---|---|")
+    for name, secs in rows[-1][2]["seconds"].items():
+        print(f"| {name} | {secs:.1f} |")
+    return rows
+
+
+def msssim_speed(args: argparse.Namespace) -> None:
+    from pytorch_msssim import ms_ssim as reference
+
+    from condgan.data import load_dataset
+    from condgan.metrics.msssim import default_settings, ms_ssim
+
+    real = load_dataset("fashion-mnist", "test")
+    g = torch.Generator().manual_seed(0)
+    i, j = torch.randint(0, len(real.x), (2, args.msssim_pairs), generator=g)
+    x, y = real.x[i], real.x[j]
+    s = default_settings(28, 28)
+    timings = {}
+    for name, fn in (
+        ("condgan ms_ssim", lambda a, b: ms_ssim(a, b, batch_size=256)),
+        ("pytorch_msssim.ms_ssim", lambda a, b: reference((a + 1) / 2, (b + 1) / 2, data_range=1.0,
+                                                           win_size=s.win_size, weights=list(s.weights),
+                                                           size_average=False)),
+    ):
+        fn(x[:256], y[:256])  # warm-up
+        t0 = time.perf_counter()
+        out = torch.cat([fn(x[k:k + 256], y[k:k + 256]) for k in range(0, len(x), 256)])
+        timings[name] = (len(x) / (time.perf_counter() - t0), out)
+    diff = (timings["condgan ms_ssim"][1].double() - timings["pytorch_msssim.ms_ssim"][1].double()).abs().max()
+    print(f"\nMS-SSIM, {len(x)} pairs of 28×28×1 Fashion-MNIST test images, win {s.win_size}, sigma 1.5, "
+          f"{len(s.weights)} scales, weights {tuple(round(w, 4) for w in s.weights)}; max |difference| "
+          f"{float(diff):.2e}")
+    print("| implementation | pairs/s |\n|---|---|")
+    for name, (rate, _) in timings.items():
+        print(f"| {name} | {rate:.0f} |")
+
+
+def main() -> None:
+    if __debug__:  # pytorch-msssim's size assert (see the module docstring) is skipped under -O
+        os.execv(sys.executable, [sys.executable, "-O", *sys.argv])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--n", type=int, default=10_000, help="real test images used as samples")
+    parser.add_argument("--samples", help="a samples .npz instead of the real test images")
+    parser.add_argument("--pairs", type=int, default=100, help="MS-SSIM pairs per class (diversity)")
+    parser.add_argument("--msssim-pairs", type=int, default=4096)
+    parser.add_argument("--cache", help="real-feature cache folder (default: a fresh temporary one)")
+    parser.add_argument("--out", default="runs/bench-eval", help="figures of the two runs")
+    parser.add_argument("--skip-suite", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
+          f"load average at start {os.getloadavg()[0]:.1f}")
+    print("command: python -O " + " ".join(sys.argv))
+    if not args.skip_suite:
+        suite(args)
+    msssim_speed(args)
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
