@@ -1,7 +1,7 @@
 """The evaluation suite (condgan.evaluate): metric behaviour on degraded samples, numbers against
 independent computations, the real-feature cache, and the collapse monitor."""
 
-from pathlib import Path
+import json
 
 import numpy as np
 import pytest
@@ -10,6 +10,7 @@ import torch
 
 from cli_data import write_fashion_like
 from condgan.data import load_dataset
+from condgan.errors import ConfigError
 from condgan.evaluate import EVAL_METRICS, evaluate, sweep_resolutions
 from condgan.metrics.discriminability import resolution_sweep
 from condgan.metrics.classifier import save_judge, train_judge
@@ -143,3 +144,24 @@ def test_collapse_monitor_warns_once(setup):
     row = healthy(noisy, 5)
     assert row["monitor/classes_above_real_max"] == 0 and "monitor/collapse_warning" not in row
     assert len(said) == 1
+
+
+def test_monitor_wired_from_config(setup, tmp_path):
+    from condgan.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--config", "acgan-fashion-mnist", "--data-dir", str(setup["folder"]), "--out", str(run),
+                 "--steps", "4", "--batch-size", "16", "--set", "model.g_channels=8", "--set", "model.d_channels=8",
+                 "--set", "train.log_every=2", "--set", "train.monitor_every=2", "--set", "train.monitor_patience=1",
+                 "--no-progress"]) == 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "monitor/msssim_max" in r] == [2, 4]
+    assert all(0.0 <= r["monitor/msssim_real_max"] <= 1.0 for r in rows)
+
+
+def test_evaluate_without_judge_only_for_pixel_metrics(setup):
+    test = setup["test"]
+    out = evaluate(test.x[:200], test.y[:200].numpy(), test, metrics=["diversity"], pairs=10, progress=False)
+    assert out["extractors"]["diversity"].startswith("pixels:")
+    with pytest.raises(ConfigError, match="metric fid: expected a judge"):
+        evaluate(test.x[:200], test.y[:200].numpy(), test, metrics=["fid"], progress=False)

@@ -71,8 +71,8 @@ class EvalContext:
     gen_x: torch.Tensor
     gen_y: np.ndarray
     real: LabelledData
-    judge: Extractor
-    features: Extractor
+    judge: Extractor | None
+    features: Extractor | None
     train_data: Callable[[], LabelledData] | None = None
     run: object | None = None  # condgan.sample.LoadedRun, for interpolation
     pairs: int = 100
@@ -133,10 +133,12 @@ class EvalContext:
 
 @dataclass(frozen=True)
 class EvalMetric:
-    """A suite entry: `fn(ctx) -> flat dict`, and which network its numbers come from."""
+    """A suite entry: `fn(ctx) -> flat dict`, which network its numbers come from, and which
+    networks it needs ("judge", "features"; MS-SSIM and interpolation need none)."""
 
     fn: Callable[[EvalContext], dict[str, float]]
     extractor: Callable[[EvalContext], str]
+    needs: tuple[str, ...]
 
 
 EVAL_METRICS: Registry[EvalMetric] = Registry("metric")
@@ -147,36 +149,36 @@ def _msssim_id(ctx: EvalContext) -> str:
     return f"pixels:ms-ssim(win={s.win_size},sigma=1.5,scales={len(s.weights)},convention=pytorch_msssim)"
 
 
-def _register(name: str, extractor: Callable[[EvalContext], str]):
-    return lambda fn: EVAL_METRICS.add(name, EvalMetric(fn, extractor))
+def _register(name: str, extractor: Callable[[EvalContext], str], needs: tuple[str, ...] = ("judge",)):
+    return lambda fn: EVAL_METRICS.add(name, EvalMetric(fn, extractor, needs))
 
 
 _FEATURES = lambda ctx: ctx.features.id  # noqa: E731
 _JUDGE = lambda ctx: ctx.judge.id  # noqa: E731
 
 
-@_register("is", _FEATURES)
+@_register("is", _FEATURES, ("features",))
 def _is(ctx: EvalContext) -> dict[str, float]:
     # Salimans et al. 2016: 10 splits; over the judge, IS is bounded by num_classes.
     return inception_score.inception_score(ctx.gen(ctx.features)[1], splits=10)
 
 
-@_register("fid", _FEATURES)
+@_register("fid", _FEATURES, ("features",))
 def _fid(ctx: EvalContext) -> dict[str, float]:
     return fid.fid(ctx.real_test(ctx.features)[0], ctx.gen(ctx.features)[0])
 
 
-@_register("kid", _FEATURES)
+@_register("kid", _FEATURES, ("features",))
 def _kid(ctx: EvalContext) -> dict[str, float]:
     return kid.kid(ctx.real_test(ctx.features)[0], ctx.gen(ctx.features)[0], num_subsets=100, subset_size=1000)
 
 
-@_register("prdc", _FEATURES)
+@_register("prdc", _FEATURES, ("features",))
 def _prdc(ctx: EvalContext) -> dict[str, float]:
     return prdc.prdc(ctx.real_test(ctx.features)[0], ctx.gen(ctx.features)[0], k=5)
 
 
-@_register("intra_fid", _FEATURES)
+@_register("intra_fid", _FEATURES, ("features",))
 def _intra_fid(ctx: EvalContext) -> dict[str, float]:
     return fid.intra_class_fid(ctx.real_test(ctx.features)[0], ctx.real.y.numpy(), ctx.gen(ctx.features)[0],
                                ctx.gen_y)
@@ -228,7 +230,7 @@ def _resolution_sweep(ctx: EvalContext) -> dict[str, float]:
     return out
 
 
-@_register("diversity", _msssim_id)
+@_register("diversity", _msssim_id, ())
 def _diversity(ctx: EvalContext) -> dict[str, float]:
     out = diversity.diversity_report(ctx.gen_x, ctx.gen_y, ctx.real.x, ctx.real.y.numpy(), ctx.num_classes,
                                      pairs_per_class=ctx.pairs, seed=ctx.seed)
@@ -286,7 +288,7 @@ def _memorization(ctx: EvalContext) -> dict[str, float]:
     return out
 
 
-@_register("interpolation", lambda ctx: "pixels:l2 (generator)")
+@_register("interpolation", lambda ctx: "pixels:l2 (generator)", ())
 def _interpolation(ctx: EvalContext) -> dict[str, float]:
     if ctx.run is None:
         raise ConfigError("metric interpolation needs a model: use --run RUN instead of --samples")
@@ -393,7 +395,7 @@ def evaluate(
     gen_y: np.ndarray,
     real: LabelledData,
     *,
-    judge,
+    judge=None,
     metrics: Sequence[str] = DEFAULT_METRICS,
     features: Extractor | None = None,
     train_data: Callable[[], LabelledData] | None = None,
@@ -410,7 +412,8 @@ def evaluate(
     Args:
         gen_x: (N, C, H, W) samples in [-1, 1]; gen_y: (N,) the classes they were conditioned on.
         real: the real reference set (the test split), same image shape and classes.
-        judge: the domain judge (`condgan.metrics.classifier.Judge`).
+        judge: the domain judge (`condgan.metrics.classifier.Judge`); None is allowed when only
+            metrics that need no network are asked for (diversity, interpolation).
         features: extractor for is/fid/kid/prdc/intra_fid; None uses the judge.
         train_data: loads the real training set (memorisation only).
         run: a `condgan.sample.LoadedRun` (interpolation only).
@@ -425,11 +428,17 @@ def evaluate(
     names = list(dict.fromkeys(metrics))
     for name in names:
         EVAL_METRICS.get(name)  # unknown names fail before any work
-    if tuple(judge.sample_shape) != tuple(real.x.shape[1:]) or len(judge.class_names) != real.num_classes:
+    judge_ex = judge_extractor(judge) if judge is not None else None
+    available = {"judge": judge_ex, "features": features or judge_ex}
+    for name in names:
+        for need in EVAL_METRICS.get(name).needs:
+            if available[need] is None:
+                raise ConfigError(f"metric {name}: expected a judge (judge=...), found none")
+    if judge is not None and (tuple(judge.sample_shape) != tuple(real.x.shape[1:])
+                              or len(judge.class_names) != real.num_classes):
         raise ConfigError(f"judge {judge.id}: expected {real.num_classes} classes of shape "
                           f"{tuple(real.x.shape[1:])} like {real.name}, found {len(judge.class_names)} classes "
                           f"of shape {tuple(judge.sample_shape)}")
-    judge_ex = judge_extractor(judge)
     ctx = EvalContext(gen_x, np.asarray(gen_y, dtype=np.int64), real, judge_ex, features or judge_ex,
                       train_data, run, pairs, seed, Path(out_dir) if out_dir is not None else None, progress,
                       cache_dir, use_cache)
