@@ -1,0 +1,222 @@
+"""Training speed: condgan's loop against a plain single-file AC-GAN loop, FLOP/s and peak memory.
+
+Two setups, each timed on the identical G/D architecture two ways, in one run on one machine:
+  fm     condgan's default Fashion-MNIST AC-GAN (config defaults + data.name=fashion-mnist: DCGAN
+         28 px nets, batch 64);
+  cifar  the AC-GAN paper's CIFAR-10 nets (model.arch=acgan_cifar, 32×32×3, batch 64) on random
+         data (10,000 images, 10 classes), so no dataset download is needed.
+"condgan" is `condgan.train.loop.train` itself (logging to metrics.jsonl/TensorBoard included;
+grids and checkpoints fall outside the window). "plain" is written the way the popular single-file
+AC-GAN scripts are: a torch DataLoader over a Dataset whose __getitem__ turns one uint8 image into
+a PIL image and then into a normalised tensor (torchvision's ToTensor + Normalize, re-implemented
+since torchvision is not installed), a G forward for D's step and another for G's step, and
+`torch.optim.Adam` with its defaults. Both use the same losses, learning rates and batch size.
+
+Each loop runs a short warm-up, then a timed window of `--seconds`; images/s counts real images
+consumed. Achieved FLOP/s = FLOPs of one training step (counted with
+torch.utils.flop_counter.FlopCounterMode: forward and backward matmuls/convolutions) × steps/s,
+against the machine's measured float32 matmul ceiling (2048² `torch.mm`, same threads).
+Peak RSS is that of a separate `condgan train --data fashion-mnist` process with the defaults
+(ru_maxrss of the child).
+
+    python benchmarks/train_speed.py [--seconds 30] [--threads 2] [--set train.channels_last=true]
+
+On a shared machine the windows of the two loops see different background load; the script
+alternates them (condgan, plain, condgan, plain) and reports the mean of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
+
+from condgan.config import Config, resolve_config
+from condgan.data import LabelledData, to_uint8_nhwc
+from condgan.methods import StepInputs, build_method
+from condgan.nets import DataSpec, build_pair
+from condgan.train import loop
+
+WARMUP_STEPS = 5
+RANDOM_IMAGES = 10_000
+
+
+class _Stop(Exception):
+    """Raised by the timing monitor to end a condgan run when its window is over."""
+
+
+def _setups(extra: list[str]) -> dict[str, tuple[Config, LabelledData]]:
+    fm_cfg = resolve_config(overrides=["data.name=fashion-mnist", *extra])
+    fm = loop.load_training_data(fm_cfg)
+    g = torch.Generator().manual_seed(0)
+    rand = LabelledData(torch.rand(RANDOM_IMAGES, 3, 32, 32, generator=g) * 2 - 1,
+                        torch.randint(0, 10, (RANDOM_IMAGES,), generator=g), tuple(str(i) for i in range(10)), "random")
+    cifar_cfg = resolve_config(overrides=["data.name=cifar10", "model.arch=acgan_cifar", *extra])
+    return {"fm": (fm_cfg, fm), "cifar": (cifar_cfg, rand)}
+
+
+def time_condgan(cfg: Config, data: LabelledData, seconds: float) -> float:
+    """Images/s of `condgan.train.loop.train` over a window of `seconds` after the warm-up."""
+    marks: dict[str, float] = {}
+
+    def monitor(method: torch.nn.Module, step: int) -> dict[str, float]:
+        now = time.perf_counter()
+        if step == WARMUP_STEPS:
+            marks["t0"], marks["s0"] = now, step
+        elif step > WARMUP_STEPS and now - marks["t0"] >= seconds:
+            marks["t1"], marks["s1"] = now, step
+            raise _Stop
+        return {}
+
+    cfg = resolve_config(base=cfg.to_dict(), overrides=["train.steps=100000000", "train.grid_every=100000000",
+                                                         "train.ckpt_every=100000000", "train.log_every=50"])
+    original = loop.load_training_data
+    loop.load_training_data = lambda _cfg: data  # random data for the paper-size setup
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                loop.train(cfg, Path(tmp) / "run", progress=False, monitors=[(1, monitor)])
+            except _Stop:
+                pass
+    finally:
+        loop.load_training_data = original
+    return (marks["s1"] - marks["s0"]) * cfg.train.batch_size / (marks["t1"] - marks["t0"])
+
+
+class PerImageDataset(Dataset):
+    """uint8 images decoded one at a time, as torchvision's MNIST/CIFAR10 datasets + transforms do."""
+
+    def __init__(self, data: LabelledData) -> None:
+        self.images = to_uint8_nhwc(data.x)  # N×H×W×C uint8, like the files on disk
+        self.labels = data.y.tolist()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = self.images[i]
+        pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)  # what the dataset class hands over
+        x = torch.from_numpy(np.asarray(pil, dtype=np.uint8).copy())  # ToTensor: HWC uint8 → CHW float in [0, 1]
+        x = (x.view(*img.shape).permute(2, 0, 1).float() / 255 - 0.5) / 0.5  # Normalize(0.5, 0.5)
+        return x, self.labels[i]
+
+
+def time_plain(cfg: Config, data: LabelledData, seconds: float) -> float:
+    """Images/s of the plain reference loop on the same nets and losses."""
+    torch.manual_seed(cfg.train.seed)
+    G, D = build_pair(cfg.model, DataSpec(data.sample_shape, data.num_classes), data.num_classes)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.optim.g_lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.optim.d_lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
+    loader = DataLoader(PerImageDataset(data), batch_size=cfg.train.batch_size, shuffle=True, drop_last=True)
+    bce, ce = F.binary_cross_entropy_with_logits, F.cross_entropy
+    steps, t0 = 0, 0.0
+    while True:
+        for real_x, real_c in loader:
+            b = real_x.shape[0]
+            z, gen_c = torch.randn(b, cfg.model.z_dim), torch.randint(0, data.num_classes, (b,))
+            # D step on a G forward of its own.
+            opt_d.zero_grad()
+            fake = G(z, gen_c).detach()
+            s_real, k_real = D(real_x)
+            s_fake, k_fake = D(fake)
+            loss_d = bce(s_real, torch.ones_like(s_real)) + bce(s_fake, torch.zeros_like(s_fake)) + \
+                ce(k_real, real_c) + ce(k_fake, gen_c)
+            loss_d.backward()
+            opt_d.step()
+            # G step: a second G forward (paper's minimax G loss, as condgan's default).
+            opt_g.zero_grad()
+            s_fake, k_fake = D(G(z, gen_c))
+            loss_g = -bce(s_fake, torch.zeros_like(s_fake)) + ce(k_fake, gen_c)
+            loss_g.backward()
+            opt_g.step()
+            steps += 1
+            if steps == WARMUP_STEPS:
+                t0 = time.perf_counter()
+            elif steps > WARMUP_STEPS and time.perf_counter() - t0 >= seconds:
+                return (steps - WARMUP_STEPS) * cfg.train.batch_size / (time.perf_counter() - t0)
+
+
+def step_flops(cfg: Config, data: LabelledData) -> int:
+    """FLOPs of one condgan training step (both phases, forward and backward)."""
+    torch.manual_seed(0)
+    method = build_method(cfg, DataSpec(data.sample_shape, data.num_classes, len(data)))
+    b = cfg.train.batch_size
+    idx = torch.arange(b)
+    inputs = StepInputs(data.x[idx], data.y[idx], idx, method.latent(b), method.sample_classes(b), 0)
+    with FlopCounterMode(display=False) as counter:
+        for phase in method.phases():
+            loss, _ = method.loss(phase.name, inputs)
+            loss.backward()
+    return counter.get_total_flops()
+
+
+def matmul_ceiling(seconds: float = 3.0, n: int = 2048) -> float:
+    """Measured float32 matmul FLOP/s (best of repeated n×n products)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best, end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = max(best, 2 * n**3 / (time.perf_counter() - t))
+    return best
+
+
+def default_run_peak_rss(threads: int, steps: int) -> float:
+    """Peak RSS (GiB) of `condgan train --data fashion-mnist` with the defaults, as its own process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "condgan.cli", "train", "--data", "fashion-mnist", "--steps", str(steps),
+                        "--threads", str(threads), "--out", str(Path(tmp) / "run"), "--no-progress"],
+                       check=True, stdout=subprocess.DEVNULL)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="timed window per loop and repeat")
+    parser.add_argument("--repeats", type=int, default=2, help="alternating condgan/plain windows per setup")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rss-steps", type=int, default=200)
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="config override for both loops (e.g. train.channels_last=true)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    extra = [f"train.threads={args.threads}", *args.set]
+    ceiling = matmul_ceiling()
+    rows = []
+    for name, (cfg, data) in _setups(extra).items():
+        ours = [time_condgan(cfg, data, args.seconds) for _ in range(args.repeats)]
+        plain = [time_plain(cfg, data, args.seconds) for _ in range(args.repeats)]
+        ours_ips, plain_ips = float(np.mean(ours)), float(np.mean(plain))
+        flops = step_flops(cfg, data)
+        achieved = flops * ours_ips / cfg.train.batch_size
+        rows.append((name, cfg, ours_ips, plain_ips, flops, achieved))
+        print(f"{name}: condgan {['%.0f' % v for v in ours]} img/s, plain {['%.0f' % v for v in plain]} img/s",
+              flush=True)
+    rss = default_run_peak_rss(args.threads, args.rss_steps)
+    print(f"\nmachine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+          f"torch {torch.__version__}; float32 matmul ceiling {ceiling / 1e9:.1f} GFLOP/s")
+    print("| setup | arch | batch | condgan img/s | plain img/s | speed-up | GFLOP/step | achieved GFLOP/s | of ceiling |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, cfg, ours_ips, plain_ips, flops, achieved in rows:
+        arch = "acgan_cifar" if name == "cifar" else "dcgan 28px"
+        print(f"| {name} | {arch} | {cfg.train.batch_size} | {ours_ips:.0f} | {plain_ips:.0f} | "
+              f"{ours_ips / plain_ips:.2f}x | {flops / 1e9:.2f} | {achieved / 1e9:.1f} | {achieved / ceiling:.0%} |")
+    print(f"\npeak RSS of `condgan train --data fashion-mnist --steps {args.rss_steps}` (defaults): {rss:.2f} GiB")
+    print(f"command: {' '.join(['python', *sys.argv])}")
+
+
+if __name__ == "__main__":
+    main()
