@@ -78,6 +78,11 @@ def test_cli_method_flag(tmp_path, capsys):
     assert main(["train", "--method", "nope", "--data", "ring", "--out", str(run), "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("condgan: error: unknown method 'nope'") and "gan" in err and len(err.splitlines()) == 1
+    assert main(["train", "--method", "gan", "--data", "ring", "--out", str(tmp_path / "split"), "--steps", "1",
+                 "--set", "method.class_splits=2", "--set", "data.num_samples=100", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("condgan: error: config field method.class_splits: needs a conditional method") and \
+        len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("preset", ["gan-ring", "cgan-ring", "cgan-fashion-mnist", "acgan-cifar10-paper", "acgan-imagenet-paper"])
