@@ -165,3 +165,28 @@ def test_evaluate_without_judge_only_for_pixel_metrics(setup):
     assert out["extractors"]["diversity"].startswith("pixels:")
     with pytest.raises(ConfigError, match="metric fid: expected a judge"):
         evaluate(test.x[:200], test.y[:200].numpy(), test, metrics=["fid"], progress=False)
+
+
+def test_feature_extractor_ids_per_metric(setup, monkeypatch, tmp_path):
+    """With another feature network (as with --inception-weights), is/fid use it; accuracy stays on the judge."""
+    from condgan.metrics.features import Extractor, inception_weights_from_env
+
+    fake = Extractor("fake-inception:0123456789ab", lambda x: (x.flatten(1)[:, :32], x.flatten(1)[:, :7]),
+                     torch.device("cpu"))
+    test = setup["test"]
+    out = evaluate(test.x[:200], test.y[:200].numpy(), test, judge=setup["judge"], features=fake,
+                   metrics=["fid", "is", "accuracy"], cache_dir=tmp_path, progress=False)
+    assert out["extractors"] == {"fid": fake.id, "is": fake.id, "accuracy": setup["judge"].id}
+    assert any(fake.id.replace(":", "_") in p.name for p in tmp_path.iterdir())
+    monkeypatch.setenv("CONDGAN_INCEPTION_WEIGHTS", "/w.pth")
+    assert inception_weights_from_env(None) == "/w.pth" and inception_weights_from_env("/x.pth") == "/x.pth"
+
+
+def test_nearest_l2_matches_exact_search():
+    from condgan.evaluate import nearest_l2
+    from condgan.metrics.memorization import nearest_neighbours
+
+    g = torch.Generator().manual_seed(0)
+    q, r = torch.rand(50, 1, 28, 28, generator=g) * 2 - 1, torch.rand(3000, 1, 28, 28, generator=g) * 2 - 1
+    _, exact = nearest_neighbours(q.double(), r.double(), 1, "l2")
+    np.testing.assert_allclose(nearest_l2(q, r, batch_size=700), exact[:, 0], rtol=1e-4)

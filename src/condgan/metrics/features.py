@@ -38,14 +38,11 @@ class Extractor:
         id: printed next to every number computed with it, e.g. "judge-cnn:fashion-mnist:ab12cd34ef56".
         forward: maps a (B, C, H, W) batch in [-1, 1] on `device` to ((B, D), (B, K)) tensors.
         device: where batches are sent.
-        classifies_dataset: True when the logits are the dataset's classes (the judge), so
-            accuracy and the resolution sweep can use them; False for Inception (ImageNet classes).
     """
 
     id: str
     forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
     device: torch.device
-    classifies_dataset: bool
 
     @torch.no_grad()
     def extract(self, x: torch.Tensor, batch_size: int = 500, desc: str = "features",
@@ -68,7 +65,7 @@ def judge_extractor(judge, device: str | torch.device = "cpu") -> Extractor:
         f = model.features(x)
         return f, model.head(f)
 
-    return Extractor(judge.id, forward, torch.device(device), classifies_dataset=True)
+    return Extractor(judge.id, forward, torch.device(device))
 
 
 def inception_extractor(weights: str | Path | None, device: str | torch.device = "cpu") -> Extractor:
@@ -84,7 +81,7 @@ def inception_extractor(weights: str | Path | None, device: str | torch.device =
         out = net(x)
         return out["pool"], out["logits"]
 
-    return Extractor(net.extractor_id, forward, torch.device(device), classifies_dataset=False)
+    return Extractor(net.extractor_id, forward, torch.device(device))
 
 
 def inception_weights_from_env(flag: str | None) -> str | None:
