@@ -48,6 +48,7 @@ from condgan.errors import ConfigError
 from condgan.methods.base import Method, Phase, StepInputs
 
 FEATURE_BATCH = 1000  # samples per forward pass when extracting D's features for k-means
+ASSIGN_CHUNK = 5000  # samples whose features are held at once when assigning the training set to clusters
 _STREAM_CLUSTER = 4  # seed stream of the k-means draws (the loop uses 0–3)
 
 
@@ -72,7 +73,7 @@ def cluster_purity(labels: np.ndarray, clusters: np.ndarray) -> float:
 
 
 def kmeans(features: np.ndarray, k: int, seed: int, init_labels: np.ndarray | None = None) -> KMeans:
-    """k-means on `features` (float64): k-means++ seeding, or the centroids of `init_labels`.
+    """k-means on `features` (N×F): k-means++ seeding, or the centroids of `init_labels`.
 
     A cluster of `init_labels` with no member in `features` is re-seeded at a random point (the
     official code does the same for starved clusters).
@@ -80,7 +81,7 @@ def kmeans(features: np.ndarray, k: int, seed: int, init_labels: np.ndarray | No
     if init_labels is None:
         return KMeans(n_clusters=k, init="k-means++", n_init=1, random_state=seed).fit(features)
     rng = np.random.default_rng(seed)
-    centres = np.empty((k, features.shape[1]))
+    centres = np.empty((k, features.shape[1]), dtype=features.dtype)
     for c in range(k):
         members = features[init_labels == c]
         centres[c] = members.mean(axis=0) if len(members) else features[rng.integers(len(features))]
@@ -166,12 +167,11 @@ class SelfCondGAN(Method):
     # ------------------------------------------------------------------ clustering
 
     @torch.no_grad()
-    def features(self, data_x: torch.Tensor) -> np.ndarray:
-        """D's feature layer for every training sample (eval mode: no dropout, BN running stats)."""
+    def features(self, x: torch.Tensor) -> np.ndarray:
+        """D's feature layer (float32 N×F) in eval mode: no dropout, BatchNorm running statistics."""
         was_training = self.D.training
         self.D.eval()
-        out = [self.D.features(data_x[i:i + FEATURE_BATCH]).flatten(1).double().cpu()
-               for i in range(0, len(data_x), FEATURE_BATCH)]
+        out = [self.D.features(x[i:i + FEATURE_BATCH]).flatten(1).float().cpu() for i in range(0, len(x), FEATURE_BATCH)]
         self.D.train(was_training)
         return torch.cat(out).numpy()
 
@@ -182,14 +182,16 @@ class SelfCondGAN(Method):
         run re-clusters exactly as an uninterrupted one.
         """
         n, k = len(data_x), self.num_classes
-        feats = self.features(data_x)
         fit = np.random.default_rng([self.seed, _STREAM_CLUSTER]).permutation(n)[:min(n, self.fit_size)]
         fit.sort()  # a fixed subset for the whole run, drawn from the seed alone
         seed = int(np.random.SeedSequence([self.seed, _STREAM_CLUSTER, step]).generate_state(1)[0] >> 1)
         old = self.assignment.cpu().numpy()
         first = bool((old < 0).any())
-        model = kmeans(feats[fit], k, seed, None if first else old[fit])
-        new = model.predict(feats).astype(np.int64)
+        model = kmeans(self.features(data_x[torch.from_numpy(fit).to(data_x.device)]), k, seed,
+                       None if first else old[fit])
+        # Nearest centre for every training sample, a chunk at a time (N×F features never held at once).
+        new = np.concatenate([model.predict(self.features(data_x[i:i + ASSIGN_CHUNK]))
+                              for i in range(0, n, ASSIGN_CHUNK)]).astype(np.int64)
         stats: dict[str, float] = {}
         if not first:
             new = match_clusters(new, old, k)[new]
