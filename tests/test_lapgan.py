@@ -57,6 +57,8 @@ def test_pyramid_levels_refused_with_field_name():
         small_method("lapgan", "method.pyramid_levels=4")
     with pytest.raises(ConfigError, match="'lapgan' models images"):
         small_method("lapgan", shape=(2,))
+    with pytest.raises(ConfigError, match="model.arch: 'cclapgan' uses its own per-level nets"):
+        small_method("cclapgan", "model.arch=dcgan")
 
 
 def bce(logits, target):

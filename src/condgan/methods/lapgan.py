@@ -40,6 +40,9 @@ class LAPGAN(Method):
         name = cfg.method.name
         if not spec.is_image:
             raise ConfigError(f"config field method.name: {name!r} models images, found samples of shape {spec.sample_shape}")
+        if cfg.model.arch != "auto":
+            raise ConfigError(f"config field model.arch: {name!r} uses its own per-level nets (condgan.nets.pyramid); "
+                              f"expected auto, found {cfg.model.arch!r}")
         channels, height, width = spec.sample_shape
         if height != width:
             raise ConfigError(f"config field method.name: {name!r} expects square images, found {height}x{width}")
