@@ -197,7 +197,9 @@ def train(
     }
     scalers = {p.name: grad_scaler(plan, device) for p in phases}
     # Parameters still updated by phase i or a later phase of the step; the rest are frozen in phase i.
-    owned = [{id(q) for p in phases[i:] for q in p.module.parameters()} for i in range(len(phases))]
+    # Parameters the method froze itself stay frozen.
+    trainable = {id(q) for q in method.parameters() if q.requires_grad}
+    owned = [{id(q) for p in phases[i:] for q in p.module.parameters()} & trainable for i in range(len(phases))]
     start = 0
     ckpt = latest_checkpoint(run_dir) if resume and main else None
     state = load_checkpoint(ckpt) if ckpt is not None else None
@@ -269,7 +271,7 @@ def train(
                 for name, value in phase_stats.items():
                     stats.report(name, value)
             for p in method.parameters():
-                p.requires_grad_(True)
+                p.requires_grad_(id(p) in trainable)
             if dist_info.enabled:  # BatchNorm running statistics follow rank 0 (DDP's broadcast_buffers)
                 distributed.broadcast_module(method, params=False)
             for name, value in method.on_step_end(step, real_x, real_y).items():
