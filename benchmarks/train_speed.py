@@ -13,7 +13,10 @@ since torchvision is not installed), a G forward for D's step and another for G'
 `torch.optim.Adam` with its defaults. Both use the same losses, learning rates and batch size.
 
 Each loop runs a short warm-up, then a timed window of `--seconds`; images/s counts real images
-consumed. Achieved FLOP/s = FLOPs of one training step (counted with
+consumed, per second of wall time and per second of this process's CPU time. On a shared machine
+the CPU-time rate is the comparable one (other users' load stretches wall time, not the CPU time
+a computation needs), so the speed-up is computed from it; run with `--threads 1` there so that
+CPU time is not inflated by OpenMP threads spinning while waiting for a core. Achieved FLOP/s = FLOPs of one training step (counted with
 torch.utils.flop_counter.FlopCounterMode: forward and backward matmuls/convolutions) × steps/s,
 against the machine's measured float32 matmul ceiling (2048² `torch.mm`, same threads).
 Peak RSS is that of a separate `condgan train --data fashion-mnist` process with the defaults
@@ -21,8 +24,8 @@ Peak RSS is that of a separate `condgan train --data fashion-mnist` process with
 
     python benchmarks/train_speed.py [--seconds 30] [--threads 2] [--set train.channels_last=true]
 
-On a shared machine the windows of the two loops see different background load; the script
-alternates them (condgan, plain, condgan, plain) and reports the mean of each.
+The windows of the two loops alternate (condgan, plain, condgan, plain, ...); the table gives the
+median of each.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from condgan.methods import StepInputs, build_method
 from condgan.nets import DataSpec, build_pair
 from condgan.train import loop
 
-WARMUP_STEPS = 5
+WARMUP_STEPS = 10
 RANDOM_IMAGES = 10_000
 
 
@@ -67,16 +70,19 @@ def _setups(extra: list[str]) -> dict[str, tuple[Config, LabelledData]]:
     return {"fm": (fm_cfg, fm), "cifar": (cifar_cfg, rand)}
 
 
-def time_condgan(cfg: Config, data: LabelledData, seconds: float) -> float:
+Rates = tuple[float, float]  # images per second of (wall time, process CPU time)
+
+
+def time_condgan(cfg: Config, data: LabelledData, seconds: float) -> Rates:
     """Images/s of `condgan.train.loop.train` over a window of `seconds` after the warm-up."""
     marks: dict[str, float] = {}
 
     def monitor(method: torch.nn.Module, step: int) -> dict[str, float]:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         if step == WARMUP_STEPS:
-            marks["t0"], marks["s0"] = now, step
+            marks["t0"], marks["c0"], marks["s0"] = now, cpu, step
         elif step > WARMUP_STEPS and now - marks["t0"] >= seconds:
-            marks["t1"], marks["s1"] = now, step
+            marks["t1"], marks["c1"], marks["s1"] = now, cpu, step
             raise _Stop
         return {}
 
@@ -92,7 +98,8 @@ def time_condgan(cfg: Config, data: LabelledData, seconds: float) -> float:
                 pass
     finally:
         loop.load_training_data = original
-    return (marks["s1"] - marks["s0"]) * cfg.train.batch_size / (marks["t1"] - marks["t0"])
+    images = (marks["s1"] - marks["s0"]) * cfg.train.batch_size
+    return images / (marks["t1"] - marks["t0"]), images / (marks["c1"] - marks["c0"])
 
 
 class PerImageDataset(Dataset):
@@ -113,7 +120,7 @@ class PerImageDataset(Dataset):
         return x, self.labels[i]
 
 
-def time_plain(cfg: Config, data: LabelledData, seconds: float) -> float:
+def time_plain(cfg: Config, data: LabelledData, seconds: float) -> Rates:
     """Images/s of the plain reference loop on the same nets and losses."""
     torch.manual_seed(cfg.train.seed)
     G, D = build_pair(cfg.model, DataSpec(data.sample_shape, data.num_classes), data.num_classes)
@@ -121,7 +128,7 @@ def time_plain(cfg: Config, data: LabelledData, seconds: float) -> float:
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.optim.d_lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
     loader = DataLoader(PerImageDataset(data), batch_size=cfg.train.batch_size, shuffle=True, drop_last=True)
     bce, ce = F.binary_cross_entropy_with_logits, F.cross_entropy
-    steps, t0 = 0, 0.0
+    steps, t0, c0 = 0, 0.0, 0.0
     while True:
         for real_x, real_c in loader:
             b = real_x.shape[0]
@@ -143,9 +150,10 @@ def time_plain(cfg: Config, data: LabelledData, seconds: float) -> float:
             opt_g.step()
             steps += 1
             if steps == WARMUP_STEPS:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
             elif steps > WARMUP_STEPS and time.perf_counter() - t0 >= seconds:
-                return (steps - WARMUP_STEPS) * cfg.train.batch_size / (time.perf_counter() - t0)
+                images = (steps - WARMUP_STEPS) * cfg.train.batch_size
+                return images / (time.perf_counter() - t0), images / (time.process_time() - c0)
 
 
 def step_flops(cfg: Config, data: LabelledData) -> int:
@@ -155,22 +163,27 @@ def step_flops(cfg: Config, data: LabelledData) -> int:
     b = cfg.train.batch_size
     idx = torch.arange(b)
     inputs = StepInputs(data.x[idx], data.y[idx], idx, method.latent(b), method.sample_classes(b), 0)
+    phases = method.phases()
     with FlopCounterMode(display=False) as counter:
-        for phase in method.phases():
+        for i, phase in enumerate(phases):
+            # As the loop does: parameters no phase from i on updates are frozen (no weight gradients).
+            owned = {id(q) for p in phases[i:] for q in p.module.parameters()}
+            for q in method.parameters():
+                q.requires_grad_(id(q) in owned)
             loss, _ = method.loss(phase.name, inputs)
             loss.backward()
     return counter.get_total_flops()
 
 
 def matmul_ceiling(seconds: float = 3.0, n: int = 2048) -> float:
-    """Measured float32 matmul FLOP/s (best of repeated n×n products)."""
+    """Measured float32 matmul FLOP per CPU-second of this process (best of repeated n×n products)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     torch.mm(a, b)
     best, end = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < end:
-        t = time.perf_counter()
+        t = time.process_time()
         torch.mm(a, b)
-        best = max(best, 2 * n**3 / (time.perf_counter() - t))
+        best = max(best, 2 * n**3 / max(time.process_time() - t, 1e-9))
     return best
 
 
@@ -197,23 +210,28 @@ def main() -> None:
     ceiling = matmul_ceiling()
     rows = []
     for name, (cfg, data) in _setups(extra).items():
-        ours = [time_condgan(cfg, data, args.seconds) for _ in range(args.repeats)]
-        plain = [time_plain(cfg, data, args.seconds) for _ in range(args.repeats)]
-        ours_ips, plain_ips = float(np.mean(ours)), float(np.mean(plain))
+        ours, plain = [], []
+        for _ in range(args.repeats):
+            ours.append(time_condgan(cfg, data, args.seconds))
+            plain.append(time_plain(cfg, data, args.seconds))
+            print(f"{name}: condgan {ours[-1][0]:.0f} img/s wall, {ours[-1][1]:.0f} img/CPU-s; "
+                  f"plain {plain[-1][0]:.0f} img/s wall, {plain[-1][1]:.0f} img/CPU-s", flush=True)
+        ours_wall, ours_cpu = np.median(ours, axis=0)
+        plain_wall, plain_cpu = np.median(plain, axis=0)
         flops = step_flops(cfg, data)
-        achieved = flops * ours_ips / cfg.train.batch_size
-        rows.append((name, cfg, ours_ips, plain_ips, flops, achieved))
-        print(f"{name}: condgan {['%.0f' % v for v in ours]} img/s, plain {['%.0f' % v for v in plain]} img/s",
-              flush=True)
+        achieved = flops * ours_cpu / cfg.train.batch_size  # per CPU-second
+        rows.append((name, cfg, ours_wall, ours_cpu, plain_wall, plain_cpu, flops, achieved))
     rss = default_run_peak_rss(args.threads, args.rss_steps)
     print(f"\nmachine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"torch {torch.__version__}; float32 matmul ceiling {ceiling / 1e9:.1f} GFLOP/s")
-    print("| setup | arch | batch | condgan img/s | plain img/s | speed-up | GFLOP/step | achieved GFLOP/s | of ceiling |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, cfg, ours_ips, plain_ips, flops, achieved in rows:
+          f"torch {torch.__version__}; float32 matmul ceiling {ceiling / 1e9:.1f} GFLOP per CPU-second")
+    print("| setup | arch | batch | condgan img/s (wall) | plain img/s (wall) | condgan img/CPU-s | plain img/CPU-s "
+          "| speed-up (CPU time) | GFLOP/step | achieved GFLOP/CPU-s | of ceiling |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, cfg, ours_wall, ours_cpu, plain_wall, plain_cpu, flops, achieved in rows:
         arch = "acgan_cifar" if name == "cifar" else "dcgan 28px"
-        print(f"| {name} | {arch} | {cfg.train.batch_size} | {ours_ips:.0f} | {plain_ips:.0f} | "
-              f"{ours_ips / plain_ips:.2f}x | {flops / 1e9:.2f} | {achieved / 1e9:.1f} | {achieved / ceiling:.0%} |")
+        print(f"| {name} | {arch} | {cfg.train.batch_size} | {ours_wall:.0f} | {plain_wall:.0f} | {ours_cpu:.0f} | "
+              f"{plain_cpu:.0f} | {ours_cpu / plain_cpu:.2f}x | {flops / 1e9:.2f} | {achieved / 1e9:.1f} | "
+              f"{achieved / ceiling:.0%} |")
     print(f"\npeak RSS of `condgan train --data fashion-mnist --steps {args.rss_steps}` (defaults): {rss:.2f} GiB")
     print(f"command: {' '.join(['python', *sys.argv])}")
 
