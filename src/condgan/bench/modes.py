@@ -51,8 +51,8 @@ ALIASES = {"stacked": "stacked-fashion-mnist"}  # Fashion-MNIST is the MNIST-lik
 DEFAULT_STEPS = 10_000
 
 # Table columns per dataset kind: (metric key, header, format).
-COLUMNS_2D = (("modes", "modes", "{:.1f}"), ("hq_percent", "% HQ", "{:.1f}"), ("reverse_kl", "rev. KL", "{:.3f}"))
-COLUMNS_STACKED = (("modes", "modes", "{:.1f}"), ("reverse_kl", "rev. KL", "{:.3f}"))
+COLUMNS_2D = (("modes", "modes", "{:.1f}"), ("hq_percent", "% HQ", "{:.1f}"), ("reverse_kl", "rev. KL", "{:.4f}"))
+COLUMNS_STACKED = (("modes", "modes", "{:.1f}"), ("reverse_kl", "rev. KL", "{:.4f}"))
 
 
 def parse_names(text: str, valid: Sequence[str], what: str, aliases: dict[str, str] | None = None) -> list[str]:
