@@ -5,7 +5,7 @@
 | flag                | auto on CUDA                      | auto on CPU / MPS                             |
 |---------------------|-----------------------------------|-----------------------------------------------|
 | train.amp           | bf16 where supported, else fp16   | none (CPUs without AMX/AVX512-BF16 run bf16 slower) |
-| train.channels_last | true for image nets (NHWC tensor cores) | false (measured slower for the DCGAN nets on AVX2 CPUs, see the speed doc) |
+| train.channels_last | true for image nets (NHWC tensor cores) | false (no measurable gain on the AVX2 test CPU, see the speed doc) |
 | Adam kernel         | fused                             | foreach (CPU, MPS)                            |
 
 fp16 needs a GradScaler (dynamic loss scaling, Micikevicius et al. 2018) and is CUDA-only here;
