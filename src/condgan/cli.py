@@ -164,22 +164,6 @@ def cmd_classifier_train(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- bench
-
-
-def cmd_bench_modes(args: argparse.Namespace) -> int:
-    from condgan.bench.modes import ALIASES, DATASETS, parse_names, run_bench
-    from condgan.methods import METHODS
-
-    methods = parse_names(args.methods, METHODS.names(), "methods")
-    datasets = parse_names(args.datasets, DATASETS, "datasets", ALIASES)
-    _, table = run_bench(methods, datasets, args.trials, args.out, steps=args.steps, num_eval=args.eval_samples,
-                         overrides=args.set or [], judge=args.judge, progress=not args.no_progress)
-    print(table)
-    print(f"wrote {Path(args.out) / 'table.md'}, {Path(args.out) / 'results.csv'} and plots in {Path(args.out) / 'plots'}")
-    return 0
-
-
 # ---------------------------------------------------------------- eval
 
 
@@ -195,6 +179,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
         head = {k: v for k, v in result["metrics"].items() if k in result["keys"][name] and "/class_" not in k}
         print(f"{name:17s} [{extractor}] " + ", ".join(f"{k}={v:.4g}" for k, v in head.items()))
     print(f"wrote {Path(args.out) / 'metrics.json'} and {Path(args.out) / 'report.html'}")
+    return 0
+
+
+# ---------------------------------------------------------------- bench
+
+
+def cmd_bench_modes(args: argparse.Namespace) -> int:
+    from condgan.bench.modes import ALIASES, DATASETS, parse_names, run_bench
+    from condgan.methods import METHODS
+
+    methods = parse_names(args.methods, METHODS.names(), "methods")
+    datasets = parse_names(args.datasets, DATASETS, "datasets", ALIASES)
+    _, table = run_bench(methods, datasets, args.trials, args.out, steps=args.steps, num_eval=args.eval_samples,
+                         overrides=args.set or [], judge=args.judge, progress=not args.no_progress)
+    print(table)
+    print(f"wrote {Path(args.out) / 'table.md'}, {Path(args.out) / 'results.csv'} and plots in {Path(args.out) / 'plots'}")
     return 0
 
 
@@ -271,21 +271,6 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(fn=cmd_classifier_train)
 
-    p = verbs.add_parser("bench", help="benchmarks that train many runs and print a paper's table")
-    bench_verbs = p.add_subparsers(dest="bench_verb", required=True)
-    q = bench_verbs.add_parser("modes", help="mode collapse (Self-Cond GAN paper, Table 1): 2D ring/grid, stacked data")
-    q.add_argument("--methods", default="gan,cgan,acgan,selfcond", help="comma-separated method names")
-    q.add_argument("--datasets", default="ring,grid", help="comma-separated: ring, grid, stacked-fashion-mnist "
-                   "(alias: stacked), stacked-mnist")
-    q.add_argument("--trials", type=int, default=3, help="runs per (method, dataset), seeds 0..T-1")
-    q.add_argument("--out", required=True, help="benchmark directory (rerun to resume)")
-    q.add_argument("--steps", type=int, help="training steps per run (default: 10000)")
-    q.add_argument("--eval-samples", type=int, default=50_000, help="samples scored per run (official code: 50000)")
-    q.add_argument("--judge", help="stacked data: judge safetensors for the base dataset (default: the cached one)")
-    q.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="config override for every run")
-    q.add_argument("--no-progress", action="store_true")
-    q.set_defaults(fn=cmd_bench_modes)
-
     p = verbs.add_parser("eval", help="the AC-GAN paper's evaluation suite: metrics.json + report.html")
     p.add_argument("--samples", help="samples .npz (images uint8 N×H×W×C, labels int64 N)")
     p.add_argument("--real", help="dataset the samples imitate (its test split is the reference)")
@@ -303,6 +288,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="report directory")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(fn=cmd_eval)
+
+    p = verbs.add_parser("bench", help="benchmarks that train many runs and print a paper's table")
+    bench_verbs = p.add_subparsers(dest="bench_verb", required=True)
+    q = bench_verbs.add_parser("modes", help="mode collapse (Self-Cond GAN paper, Table 1): 2D ring/grid, stacked data")
+    q.add_argument("--methods", default="gan,cgan,acgan,selfcond", help="comma-separated method names")
+    q.add_argument("--datasets", default="ring,grid", help="comma-separated: ring, grid, stacked-fashion-mnist "
+                   "(alias: stacked), stacked-mnist")
+    q.add_argument("--trials", type=int, default=3, help="runs per (method, dataset), seeds 0..T-1")
+    q.add_argument("--out", required=True, help="benchmark directory (rerun to resume)")
+    q.add_argument("--steps", type=int, help="training steps per run (default: 10000)")
+    q.add_argument("--eval-samples", type=int, default=50_000, help="samples scored per run (official code: 50000)")
+    q.add_argument("--judge", help="stacked data: judge safetensors for the base dataset (default: the cached one)")
+    q.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="config override for every run")
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(fn=cmd_bench_modes)
 
     p = verbs.add_parser("quickstart", help="the built-in default: a short AC-GAN run on Fashion-MNIST, judged")
     p.add_argument("--out", default="runs/quickstart")

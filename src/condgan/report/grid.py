@@ -49,7 +49,10 @@ def save_scatter(points: np.ndarray, labels: np.ndarray | None, path: str | Path
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
-    ax.scatter(points[:, 0], points[:, 1], s=2, c=labels if labels is not None else "tab:blue", cmap="tab20", alpha=0.6)
+    if labels is None:
+        ax.scatter(points[:, 0], points[:, 1], s=2, c="tab:blue", alpha=0.6)
+    else:
+        ax.scatter(points[:, 0], points[:, 1], s=2, c=labels, cmap="tab20", alpha=0.6)
     if modes is not None:
         ax.scatter(modes[:, 0], modes[:, 1], s=30, marker="x", c="black")
     ax.set_aspect("equal")
