@@ -39,6 +39,7 @@ from condgan.data.toy2d import TOYS
 from condgan.errors import ConfigError, RunDirError
 from condgan.methods import METHODS
 from condgan.metrics.modes import NUM_EVAL_SAMPLES, classify_stacked, mode_metrics, stacked_metrics
+from condgan.report.grid import save_scatter
 from condgan.sample import load_run, save_samples
 from condgan.train.checkpoint import atomic_write
 from condgan.train.loop import train
@@ -133,8 +134,6 @@ def run_trial(trial: Trial, cfg: Config, out: Path, num_eval: int, classify: Cal
     save_samples(run_dir / "samples.npz", x, labels)
     if trial.dataset in DATASETS_2D:
         metrics = evaluate_2d(x.numpy(), trial.dataset)
-        from condgan.report.grid import save_scatter
-
         means = TOYS[trial.dataset]()[0].numpy()
         shown = slice(0, min(len(x), 5000))
         save_scatter(x[shown].numpy(), labels[shown].numpy() if labels is not None else None,
