@@ -22,7 +22,8 @@ def isolated_lookup(tmp_path, monkeypatch):
 
 
 def test_names():
-    assert dataset_names() == ["cifar10", "fashion-mnist", "folder", "grid", "mnist", "ring"]
+    assert dataset_names() == ["cifar10", "fashion-mnist", "folder", "grid", "mnist", "ring", "stacked-fashion-mnist",
+                               "stacked-mnist"]
     assert "ring" in DATASETS
 
 
