@@ -13,7 +13,6 @@ from condgan.data.toy2d import ring_modes
 from condgan.errors import ConfigError
 from condgan.methods import build_method
 from condgan.methods.selfcond import cluster_purity, kmeans, match_clusters
-from condgan.nets import DataSpec
 from condgan.sample import load_run
 from condgan.train import loop
 from condgan.train.checkpoint import list_checkpoints, load_checkpoint

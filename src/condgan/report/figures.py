@@ -11,27 +11,12 @@ import numpy as np
 import torch
 
 from condgan.report.grid import save_png, tile
-from condgan.train.checkpoint import atomic_write
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png"))
-    _plt().close(fig)
-    return Path(path)
+from condgan.report.plotting import pyplot, save_figure
 
 
 def resolution_plot(sizes: Sequence[int], curves: dict[str, Sequence[float]], path: Path, extractor: str) -> Path:
     """Judge accuracy vs the resolution images were shrunk to (paper fig. 2, top)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3.2), dpi=100)
     for name, acc in curves.items():
         ax.plot(sizes, acc, marker="o", label=name)
@@ -42,13 +27,13 @@ def resolution_plot(sizes: Sequence[int], curves: dict[str, Sequence[float]], pa
     ax.legend()
     ax.set_title(extractor, fontsize=7)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def diversity_scatter(real: np.ndarray, gen: np.ndarray, path: Path, settings: str) -> Path:
     """Per-class MS-SSIM, real (x) vs generated (y) (paper fig. 3); the dashed lines mark the
     highest real value: classes left of/below it are at least as diverse as the least diverse real class."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
     ax.scatter(real, gen, s=18)
     for k, (a, b) in enumerate(zip(real, gen)):
@@ -61,19 +46,19 @@ def diversity_scatter(real: np.ndarray, gen: np.ndarray, path: Path, settings: s
     ax.set_ylabel("MS-SSIM, generated (per class)")
     ax.set_title(settings, fontsize=6)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def correlation_scatter(msssim: np.ndarray, accuracy: np.ndarray, r: float, path: Path) -> Path:
     """Per-class accuracy vs per-class MS-SSIM of the samples, with Pearson's r."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4, 3.5), dpi=100)
     ax.scatter(msssim, accuracy, s=18)
     ax.set_xlabel("MS-SSIM of samples (per class)")
     ax.set_ylabel("judge accuracy (per class)")
     ax.set_title(f"Pearson r = {r:.3f}", fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def neighbour_grid(images: np.ndarray, rows: int, cols: int, path: Path) -> Path:
@@ -86,7 +71,7 @@ def interpolation_figures(images: np.ndarray, rows: int, frames: int, x: torch.T
     """The interpolation grid (rows: paths, columns: frames) and the step sizes along each path,
     normalised by the path's median step; paths whose largest step exceeds `flag` × median are red."""
     save_png(tile(images, rows, frames), grid_path)
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3.2), dpi=100)
     for r in range(rows):
         d = x[r].flatten(1).double().diff(dim=0).pow(2).mean(1).sqrt().numpy()  # RMS step, as jump_score "l2"
@@ -98,4 +83,4 @@ def interpolation_figures(images: np.ndarray, rows: int, frames: int, x: torch.T
     ax.set_xlabel("step along the path")
     ax.set_ylabel("step size / median step")
     fig.tight_layout()
-    return grid_path, _save(fig, steps_path)
+    return grid_path, save_figure(fig, steps_path)

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from condgan.data.base import to_uint8_nhwc
+from condgan.report.plotting import pyplot, save_figure
 from condgan.train.checkpoint import atomic_write
 
 
@@ -43,12 +44,7 @@ def class_grid(generate, z: torch.Tensor, classes: list[int]) -> np.ndarray:
 def save_scatter(points: np.ndarray, labels: np.ndarray | None, path: str | Path,
                  modes: np.ndarray | None = None, title: str = "") -> Path:
     """2D samples (coloured by class) over the true modes, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    fig, ax = pyplot().subplots(figsize=(4, 4), dpi=100)
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], s=2, c="tab:blue", alpha=0.6)
     else:
@@ -58,7 +54,4 @@ def save_scatter(points: np.ndarray, labels: np.ndarray | None, path: str | Path
     ax.set_aspect("equal")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -18,7 +18,7 @@ import torch
 
 from condgan.methods.lapgan import LAPGAN
 from condgan.nets.pyramid import upsample
-from condgan.train.checkpoint import atomic_write
+from condgan.report.plotting import pyplot, save_figure
 
 
 def _rgb(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -33,11 +33,7 @@ def save_pyramid_chain(images: list[torch.Tensor], bands: list[torch.Tensor], pa
 
     `classes` labels the rows (e.g. the class each CC-LAPGAN sample was drawn for).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     K = len(images) - 1
     columns: list[tuple[str, torch.Tensor, bool]] = [(f"$\\tilde I_{K}$ ({images[K].shape[-1]}px)", images[K], False)]
     for k in range(K - 1, -1, -1):
@@ -61,10 +57,7 @@ def save_pyramid_chain(images: list[torch.Tensor], bands: list[torch.Tensor], pa
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 @torch.no_grad()
