@@ -121,3 +121,12 @@ def test_bad_options_one_line_exit_2(env, tmp_path, capsys, extra, needle):
     assert _eval(env, *extra, out=str(tmp_path / "r")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0]
+
+
+def test_classifier_train_refuses_to_replace_a_judge(env, capsys):
+    before = env["judge"].read_bytes()
+    argv = ["classifier", "train", "--data", "fashion-mnist", "--data-dir", str(env["folder"]), "--epochs", "1",
+            "--out", str(env["judge"]), "--no-progress"]
+    assert main(argv) == 2
+    assert "already exists; pass --force" in capsys.readouterr().err
+    assert env["judge"].read_bytes() == before

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from condgan.errors import EXIT_USER_ERROR, CondganError, ConfigError
+from condgan.errors import EXIT_USER_ERROR, CondganError, ConfigError, RunDirError
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
@@ -155,9 +155,11 @@ def cmd_classifier_train(args: argparse.Namespace) -> int:
 
     train = load_dataset(args.data, "train", data_dir=args.data_dir, resolution=args.resolution)
     test = load_dataset(args.data, "test", data_dir=args.data_dir, resolution=args.resolution)
-    model, acc, seconds = train_judge(train, test, epochs=args.epochs, seed=args.seed, progress=not args.no_progress)
     shape = tuple(train.x.shape[1:])
     path = Path(args.out) if args.out else default_judge_path(train.name, shape)
+    if path.exists() and not args.force:  # numbers elsewhere cite this judge's hash: never replace it silently
+        raise RunDirError(f"judge {path} already exists; pass --force to replace it or --out to write elsewhere")
+    model, acc, seconds = train_judge(train, test, epochs=args.epochs, seed=args.seed, progress=not args.no_progress)
     judge = save_judge(model, path, dataset=train.name, class_names=list(train.class_names), sample_shape=shape,
                        test_accuracy=acc)
     print(f"judge {judge.id}: real test accuracy {acc:.4f} after {seconds:.0f} s; saved to {path}")
@@ -268,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--epochs", type=int, default=4)
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", help="safetensors file (default: the user cache)")
+    q.add_argument("--force", action="store_true", help="replace an existing judge file")
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(fn=cmd_classifier_train)
 
