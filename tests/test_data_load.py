@@ -9,16 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from condgan.data import DATASETS, dataset_names, load_dataset, paths
+from condgan.data import DATASETS, dataset_names, load_dataset
 from condgan.errors import ConfigError
-from test_data_idx import make_split
-
-
-@pytest.fixture(autouse=True)
-def isolated_lookup(tmp_path, monkeypatch):
-    monkeypatch.delenv("CONDGAN_DATA", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(paths, "SYSTEM_DATA_DIR", tmp_path / "system")
+from test_data_idx import isolated_lookup, make_split  # noqa: F401 (the autouse fixture applies here too)
 
 
 def test_names():
