@@ -18,37 +18,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from condgan.config import Config
-from condgan.methods.base import Method, Phase, StepInputs
+from condgan.methods.base import AdversarialPair, StepInputs
+from condgan.methods.gan import d_source_loss, g_source_loss
 
 
-class ACGAN(Method):
+class ACGAN(AdversarialPair):
     conditional = True
 
     def __init__(self, G: nn.Module, D: nn.Module, cfg: Config, num_classes: int) -> None:
-        super().__init__(num_classes, cfg.model.z_dim)
-        self.G, self.D = G, D
-        self.g_source_loss = cfg.method.g_source_loss
+        super().__init__(G, D, num_classes, cfg.model.z_dim, cfg.method.g_source_loss, cfg.optim.d_lr, cfg.optim.g_lr)
         self.class_weight = cfg.method.class_weight
-        self._lrs = (cfg.optim.d_lr, cfg.optim.g_lr)
-
-    def phases(self) -> list[Phase]:
-        return [Phase("D", self.D, self._lrs[0]), Phase("G", self.G, self._lrs[1])]
-
-    def generate(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        return self.G(z, c)
-
-    def _gen_x(self, step: StepInputs) -> torch.Tensor:
-        if "gen_x" not in step.cache:
-            step.cache["gen_x"] = self.G(step.gen_z, step.gen_c)
-        return step.cache["gen_x"]
 
     def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        gen_x = self._gen_x(step)
+        gen_x = self.generated(step)
         if phase == "D":
             s_real, k_real = self.D(step.real_x)
             s_fake, k_fake = self.D(gen_x.detach())
-            loss_s = F.binary_cross_entropy_with_logits(s_real, torch.ones_like(s_real)) + \
-                F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake))
+            loss_s = d_source_loss(s_real, s_fake)
             loss_c = F.cross_entropy(k_real, step.real_c) + F.cross_entropy(k_fake, step.gen_c)
             stats = {
                 "D/loss_source": loss_s.detach(),
@@ -59,10 +45,7 @@ class ACGAN(Method):
             }
             return loss_s + self.class_weight * loss_c, stats
         s_fake, k_fake = self.D(gen_x)
-        if self.g_source_loss == "minimax":
-            loss_s = -F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake))
-        else:
-            loss_s = F.binary_cross_entropy_with_logits(s_fake, torch.ones_like(s_fake))
+        loss_s = g_source_loss(s_fake, self.g_source_loss)
         loss_c = F.cross_entropy(k_fake, step.gen_c)
         stats = {
             "G/loss_source": loss_s.detach(),

@@ -75,3 +75,26 @@ class Method(nn.Module):
 
         `data_y` are the true labels, for diagnostics only (e.g. cluster purity)."""
         return {}
+
+
+class AdversarialPair(Method):
+    """One G and one D, D's phase then G's each step (GAN, cGAN, AC-GAN): the parts they share."""
+
+    def __init__(self, G: nn.Module, D: nn.Module, num_classes: int, z_dim: int, g_source_loss: str,
+                 d_lr: float, g_lr: float) -> None:
+        super().__init__(num_classes, z_dim)
+        self.G, self.D = G, D
+        self.g_source_loss = g_source_loss
+        self._lrs = (d_lr, g_lr)
+
+    def phases(self) -> list[Phase]:
+        return [Phase("D", self.D, self._lrs[0]), Phase("G", self.G, self._lrs[1])]
+
+    def generate(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        return self.G(z, c)
+
+    def generated(self, step: StepInputs) -> torch.Tensor:
+        """This step's samples: one G forward shared by both phases (D sees it detached)."""
+        if "gen_x" not in step.cache:
+            step.cache["gen_x"] = self.generate(step.gen_z, step.gen_c)
+        return step.cache["gen_x"]

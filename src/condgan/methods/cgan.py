@@ -15,29 +15,18 @@ import torch
 from torch import nn
 
 from condgan.config import Config
-from condgan.methods.base import Method, Phase, StepInputs
+from condgan.methods.base import AdversarialPair, StepInputs
 from condgan.methods.gan import d_source_loss, g_source_loss
 
 
-class CGAN(Method):
+class CGAN(AdversarialPair):
     conditional = True
 
     def __init__(self, G: nn.Module, D: nn.Module, cfg: Config, num_classes: int) -> None:
-        super().__init__(num_classes, cfg.model.z_dim)
-        self.G, self.D = G, D
-        self.g_source_loss = cfg.method.g_source_loss
-        self._lrs = (cfg.optim.d_lr, cfg.optim.g_lr)
-
-    def phases(self) -> list[Phase]:
-        return [Phase("D", self.D, self._lrs[0]), Phase("G", self.G, self._lrs[1])]
-
-    def generate(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        return self.G(z, c)
+        super().__init__(G, D, num_classes, cfg.model.z_dim, cfg.method.g_source_loss, cfg.optim.d_lr, cfg.optim.g_lr)
 
     def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if "gen_x" not in step.cache:  # one G forward per step, shared by both phases
-            step.cache["gen_x"] = self.G(step.gen_z, step.gen_c)
-        gen_x = step.cache["gen_x"]
+        gen_x = self.generated(step)
         if phase == "D":
             s_real = self.D(step.real_x, step.real_c)
             s_fake = self.D(gen_x.detach(), step.gen_c)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from condgan.config import Config
-from condgan.methods.base import Method, Phase, StepInputs
+from condgan.methods.base import AdversarialPair, StepInputs
 
 
 def d_source_loss(s_real: torch.Tensor, s_fake: torch.Tensor) -> torch.Tensor:
@@ -32,25 +32,17 @@ def g_source_loss(s_fake: torch.Tensor, kind: str) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(s_fake, torch.ones_like(s_fake))
 
 
-class GAN(Method):
+class GAN(AdversarialPair):
     conditional = False
 
     def __init__(self, G: nn.Module, D: nn.Module, cfg: Config) -> None:
-        super().__init__(0, cfg.model.z_dim)
-        self.G, self.D = G, D
-        self.g_source_loss = cfg.method.g_source_loss
-        self._lrs = (cfg.optim.d_lr, cfg.optim.g_lr)
-
-    def phases(self) -> list[Phase]:
-        return [Phase("D", self.D, self._lrs[0]), Phase("G", self.G, self._lrs[1])]
+        super().__init__(G, D, 0, cfg.model.z_dim, cfg.method.g_source_loss, cfg.optim.d_lr, cfg.optim.g_lr)
 
     def generate(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return self.G(z)
 
     def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if "gen_x" not in step.cache:  # one G forward per step, shared by both phases
-            step.cache["gen_x"] = self.G(step.gen_z)
-        gen_x = step.cache["gen_x"]
+        gen_x = self.generated(step)
         if phase == "D":
             s_real, _ = self.D(step.real_x)
             s_fake, _ = self.D(gen_x.detach())
