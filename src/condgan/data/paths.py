@@ -20,11 +20,16 @@ T = TypeVar("T")
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
 
 
+def user_cache_dir() -> Path:
+    """condgan's user cache root: `$XDG_CACHE_HOME/condgan`, else `~/.cache/condgan` (datasets, judges,
+    cached features and Inception weights all live below it)."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "condgan"
+
+
 def cache_dir(name: str) -> Path:
     """The user cache directory of dataset `name` (it need not exist)."""
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "condgan" / name
+    return user_cache_dir() / name
 
 
 def candidate_dirs(name: str, data_dir: str | os.PathLike | None) -> list[Path]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from condgan.data import LabelledData
+from condgan.data.paths import user_cache_dir
 from condgan.errors import CheckpointError
 from condgan.train.checkpoint import atomic_write
 
@@ -179,12 +179,7 @@ def load_judge(path: str | Path, device: str | torch.device = "cpu") -> Judge:
     return Judge(model, meta["dataset"], names, shape, float(meta["test_accuracy"]), file_sha256(path))
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(root) / "condgan"
-
-
 def default_judge_path(dataset: str, sample_shape: tuple[int, ...]) -> Path:
     c, h, _ = sample_shape
     safe = dataset.replace("/", "_").replace(":", "_")
-    return cache_dir() / "judges" / f"{safe}-{h}px-{c}ch.safetensors"
+    return user_cache_dir() / "judges" / f"{safe}-{h}px-{c}ch.safetensors"

@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from condgan.data import LabelledData
+from condgan.data.paths import user_cache_dir
 from condgan.train.checkpoint import atomic_write
 
 ENV_INCEPTION = "CONDGAN_INCEPTION_WEIGHTS"
@@ -91,8 +92,7 @@ def inception_weights_from_env(flag: str | None) -> str | None:
 
 def features_cache_dir() -> Path:
     """`$XDG_CACHE_HOME/condgan/features` (default ~/.cache/condgan/features)."""
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(root) / "condgan" / "features"
+    return user_cache_dir() / "features"
 
 
 def _safe(text: str) -> str:

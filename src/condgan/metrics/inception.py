@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from condgan.data.paths import user_cache_dir
 from condgan.errors import CheckpointError
 
 INPUT_SIZE = 299  # Inception-v3's input resolution (TF graph: 299×299 after "ResizeBilinear")
@@ -301,12 +302,6 @@ def weights_hash(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def user_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/condgan`` if that variable is set, else ``~/.cache/condgan``."""
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "condgan"
 
 
 def _how_to_get_weights() -> str:
