@@ -103,3 +103,33 @@ def test_generate_uint8_streams_the_same_samples_as_generate():
     assert u.dtype == np.uint8 and u.shape == (25, 28, 28, 1)
     np.testing.assert_array_equal(u, to_uint8_nhwc(x))
     assert torch.equal(labels, labels_u)
+
+
+def _single_and_ddp(tmp_path: Path, overrides: list[str]) -> tuple[Path, Path]:
+    cfg = resolve_config(overrides=RING + overrides + ["train.steps=20", "train.ckpt_every=10"])
+    train(cfg, tmp_path / "single", progress=False)
+    train_spawned(2, cfg, tmp_path / "ddp", progress=False)
+    return tmp_path / "single", tmp_path / "ddp"
+
+
+def test_self_conditioned_gan_reclusters_under_ddp_as_in_one_process(tmp_path):
+    # Re-clustering at steps 10 and 20 runs on every rank from identical D weights; the cluster
+    # centres (buffers) and the weights must come out as in one process.
+    single, ddp = _single_and_ddp(tmp_path, ["method.name=selfcond", "method.num_clusters=8",
+                                             "method.recluster_every=10", "method.cluster_fit_size=500"])
+    ours, ref = weights(ddp, 20), weights(single, 20)
+    assert ours.keys() == ref.keys()
+    for name, w in ref.items():
+        torch.testing.assert_close(ours[name], w, rtol=TOL, atol=1e-6, msg=name)
+
+
+def test_class_splits_train_every_sub_model_under_ddp(tmp_path):
+    # A rank whose slice lacks a split's classes leaves that sub-model without gradients there
+    # (it takes part in the all-reduce with zeros). Each rank averages over its own routed samples, so
+    # the result follows one process only approximately (ranks, not samples, weigh equally).
+    # 4 splits of 2 classes, 8 samples per rank: most steps some rank lacks some split.
+    single, ddp = _single_and_ddp(tmp_path, ["method.name=acgan", "method.class_splits=4", "train.batch_size=16"])
+    for i in range(4):
+        name = f"subs.{i}.G.net.0.weight"
+        assert not torch.allclose(weights(ddp, 10)[name], weights(ddp, 20)[name]), f"sub-model {i} did not train"
+        torch.testing.assert_close(weights(ddp, 20)[name], weights(single, 20)[name], rtol=0.05, atol=0.01)

@@ -40,6 +40,9 @@ class Method(nn.Module):
     """Base class of training objectives; see the module docstring."""
 
     conditional: bool = True
+    # False when a step may leave some of a phase's parameters without a gradient (under DDP they
+    # then get zero gradients: distributed.PhaseObjective).
+    uses_all_parameters_every_step: bool = True
 
     def __init__(self, num_classes: int, z_dim: int) -> None:
         super().__init__()

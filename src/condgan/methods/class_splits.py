@@ -47,6 +47,7 @@ class ClassSplits(Method):
     """N conditional sub-models behind one `Method` interface; see the module docstring."""
 
     conditional = True
+    uses_all_parameters_every_step = False  # a sub-model without its classes in the batch skips the step
 
     def __init__(self, subs: list[Method], groups: list[list[int]]) -> None:
         num_classes = sum(len(g) for g in groups)

@@ -7,8 +7,9 @@ the weights and optimiser states of its checkpoint to continue exactly as an uni
 
 Distributed runs (torchrun or `condgan train --nproc N`; condgan.train.distributed): the global
 batch `train.batch_size` is split into equal per-rank slices of the same permutation and the same
-noise draw, gradients are averaged per phase, buffers are broadcast from rank 0 after each step,
-and only rank 0 writes the run directory. Speed flags (AMP, channels_last, compile, fused Adam):
+noise draw, each phase's objective runs in DistributedDataParallel (gradients averaged over ranks
+in its backward), buffers are broadcast from rank 0 after each step, and only rank 0 writes the
+run directory. Speed flags (AMP, channels_last, compile, fused Adam):
 condgan.train.speed. While phase i runs, parameters that no phase from i on updates are frozen, so
 e.g. G's phase backpropagates through D without computing D's weight gradients (stylegan2-ada's
 loop does the same with `requires_grad_`).
@@ -215,6 +216,11 @@ def train(
     if plan.compile:
         for phase in phases:  # nn.Module.compile keeps the module's names (checkpoint keys) unchanged
             phase.module.compile()
+    # Distributed: each phase's loss runs as one DDP module (distributed.PhaseObjective).
+    objectives = {
+        p.name: distributed.wrap_phase(method, p.name, p.module, device, not method.uses_all_parameters_every_step)
+        for p in phases
+    } if dist_info.enabled else {}
     meta = checkpoint_meta(cfg, data)
     sampler = EpochSampler(len(data.x), t.batch_size, t.seed, dist_info.rank, dist_info.world_size)
     local = slice(sampler.offset, sampler.offset + sampler.local)
@@ -252,11 +258,14 @@ def train(
                     p.requires_grad_(id(p) in owned[i])
                 opt.zero_grad(set_to_none=True)
                 with plan.autocast(device):
-                    loss, phase_stats = method.loss(phase.name, inputs)
+                    if dist_info.enabled:
+                        loss, phase_stats = objectives[phase.name](inputs)
+                    else:
+                        loss, phase_stats = method.loss(phase.name, inputs)
                 (scaler.scale(loss) if scaler else loss).backward()
                 checked = loss.detach().float()
-                if dist_info.enabled:  # one all-reduce: the phase's gradients and its loss
-                    checked = distributed.average_gradients(phase.module.parameters(), checked)
+                if dist_info.enabled:  # a NaN on any rank stops every rank
+                    checked = distributed.mean_scalar(checked)
                 if not math.isfinite(checked.item()):
                     raise TrainingDiverged(
                         f"step {step}: {phase.name} loss is {checked.item()}; training stopped, "
