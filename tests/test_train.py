@@ -120,3 +120,18 @@ def test_acgan_learns_the_ring(tmp_path):
     train(ring_cfg("train.steps=600", "train.ckpt_every=600", *fast), run, resume=True, progress=False)
     after = near_own_mode(load_run(run))
     assert before < 0.05 and after > 0.5, (before, after)
+
+
+def test_linear_lr_schedule_reaches_the_last_step(tmp_path):
+    from condgan.train.loop import lr_factor
+
+    cfg = resolve_config(overrides=["data.name=ring", "data.num_samples=500", "model.hidden=16", "train.steps=4",
+                                    "train.batch_size=50", "train.grid_every=4", "train.ckpt_every=4",
+                                    "optim.lr_schedule=linear", "optim.d_lr=1e-3", "optim.g_lr=2e-3"])
+    assert [lr_factor(cfg, s) for s in range(4)] == [1.0, 0.75, 0.5, 0.25]
+    assert lr_factor(cfg.replace(optim=cfg.optim.__class__()), 3) == 1.0  # constant is the default
+    result = train(cfg, tmp_path / "run", progress=False)
+    optimizers = load_checkpoint(result.checkpoint)["optimizers"]
+    # The saved optimiser states carry the learning rates of the last step (3 of 4).
+    assert optimizers["D"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * 0.25)
+    assert optimizers["G"]["param_groups"][0]["lr"] == pytest.approx(2e-3 * 0.25)

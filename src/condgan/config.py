@@ -68,6 +68,9 @@ class OptimConfig:
     d_lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    # constant | linear: lr × (1 − step / train.steps), down to 0 at the last step (a resumed run
+    # with more steps continues on the longer schedule).
+    lr_schedule: str = "constant"
 
 
 @dataclass(frozen=True)
@@ -111,8 +114,9 @@ class Config:
 
 
 _CHOICES = {
-    "model.arch": ("auto", "dcgan", "mlp", "acgan_cifar", "acgan_imagenet"),
+    "model.arch": ("auto", "dcgan", "mlp", "mlp_selfcond", "acgan_cifar", "acgan_imagenet"),
     "method.cgan_variant": ("concat", "projection"),
+    "optim.lr_schedule": ("constant", "linear"),
     "method.split_mode": ("contiguous", "random"),
     "method.g_source_loss": ("minimax", "non_saturating"),
     "train.device": ("auto", "cpu", "cuda", "mps"),

@@ -15,8 +15,12 @@ Training setup per dataset follows the official code (stevliu/self-conditioned-g
 the `steps` budget: 2D (2d_mix/train.py, config.py): z_dim 2, batch 100, Adam lr 1e-4, β = (0.8,
 0.999), 100,000 training points, non-saturating G loss ("standard"), Self-Cond GAN k = 50 with
 re-clustering 20 times per run (official: every 5000 of 100,000 iterations); stacked
-(configs/stacked_mnist): z_dim 128, batch 64, k = 100. The official 2D nets (G: 4 × 400 ReLU+BN,
-D: 3 × 200 maxout) are stood in for by condgan's MLPs (3 × 400, `model.hidden`).
+(configs/stacked_mnist): z_dim 128, batch 64, k = 100. 2D nets: the official ones
+(`model.arch=mlp_selfcond`: G 4 × 400 ReLU+BN with a unit-length 32-d class embedding, D 3 × 200
+maxout with 5 pieces). One deviation: the learning rate decays linearly to 0 over the run
+(`optim.lr_schedule=linear`), because the budgets affordable on a CPU are a fraction of the
+official 100,000 constant-rate steps; at 10,000 steps on the ring it lifted Self-Cond GAN's % HQ
+from 89% (constant rate) to 100% (docs/mode-collapse.md).
 """
 
 from __future__ import annotations
@@ -80,8 +84,9 @@ def trial_config(method: str, dataset: str, trial: int, steps: int, overrides: S
                   "ckpt_every": max(1, steps // 5), "keep_ckpts": 1},
     }
     if dataset in DATASETS_2D:
-        base["model"] = {"z_dim": 2, "hidden": 400}
-        base["optim"] = {"g_lr": 1e-4, "d_lr": 1e-4, "beta1": 0.8, "beta2": 0.999}
+        base["model"] = {"z_dim": 2, "arch": "mlp_selfcond"}
+        # Linear decay to 0 stands in for the official 100,000 steps at a constant rate (see the docstring).
+        base["optim"] = {"g_lr": 1e-4, "d_lr": 1e-4, "beta1": 0.8, "beta2": 0.999, "lr_schedule": "linear"}
         base["train"]["batch_size"] = 100
         base["method"].update(num_clusters=50, recluster_every=max(1, steps // 20), cluster_fit_size=10_000)
     else:

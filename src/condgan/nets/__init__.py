@@ -10,7 +10,7 @@ from condgan.config import ModelConfig
 from condgan.errors import ConfigError
 from condgan.nets.acgan_paper import PAPER_G, PaperDiscriminator, PaperGenerator, paper_resolution
 from condgan.nets.dcgan import DCGANDiscriminator, DCGANGenerator
-from condgan.nets.mlp import MLPDiscriminator, MLPGenerator
+from condgan.nets.mlp import MaxoutDiscriminator, MLPDiscriminator, MLPGenerator, SelfCondGenerator
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,14 @@ class DataSpec:
         return len(self.sample_shape) == 3
 
 
+MLP_ARCHS = ("mlp", "mlp_selfcond")  # nets for 2D points
+
+
 def resolve_arch(model: ModelConfig, spec: DataSpec) -> str:
     arch = model.arch
     if arch == "auto":
         arch = "dcgan" if spec.is_image else "mlp"
-    if (arch == "mlp") == spec.is_image:
+    if (arch in MLP_ARCHS) == spec.is_image:
         kind = "images" if spec.is_image else "2D points"
         raise ConfigError(f"config field model.arch: {arch!r} cannot model {kind} of shape {spec.sample_shape}")
     return arch
@@ -45,6 +48,9 @@ def build_pair(model: ModelConfig, spec: DataSpec, num_classes: int) -> tuple[nn
             MLPGenerator(model.z_dim, num_classes, dim, model.hidden),
             MLPDiscriminator(num_classes, dim, model.hidden, dropout=model.dropout),
         )
+    if arch == "mlp_selfcond":  # the Self-Conditioned GAN code's 2D nets, at its sizes
+        (dim,) = spec.sample_shape
+        return SelfCondGenerator(model.z_dim, num_classes, dim), MaxoutDiscriminator(num_classes, dim)
     channels, height, width = spec.sample_shape
     if arch in PAPER_G:  # the AC-GAN paper's appendix nets: fixed widths, one resolution each
         paper_resolution(arch, height, width)

@@ -53,6 +53,13 @@ def derive_seed(seed: int, stream: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, stream, index]).generate_state(1, np.uint64)[0] >> 1)
 
 
+def lr_factor(cfg: Config, step: int) -> float:
+    """The learning-rate multiplier of `step` under `optim.lr_schedule` (a function of the step: exact resume)."""
+    if cfg.optim.lr_schedule == "linear":
+        return 1.0 - step / cfg.train.steps
+    return 1.0
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
@@ -250,10 +257,13 @@ def train(
             inputs = StepInputs(
                 real_x=real_x[idx], real_c=real_y[idx], real_idx=idx, gen_z=gen_z, gen_c=gen_c, step=step,
             )
+            lr_scale = lr_factor(cfg, step)
             for i, phase in enumerate(phases):
                 if step % phase.interval:
                     continue
                 opt, scaler = optimizers[phase.name], scalers[phase.name]
+                for group in opt.param_groups:
+                    group["lr"] = phase.lr * lr_scale
                 for p in method.parameters():
                     p.requires_grad_(id(p) in owned[i])
                 opt.zero_grad(set_to_none=True)
