@@ -22,7 +22,9 @@ against the machine's measured float32 matmul ceiling (2048² `torch.mm`, same t
 Peak RSS is that of a separate `condgan train --data fashion-mnist` process with the defaults
 (ru_maxrss of the child).
 
-    python benchmarks/train_speed.py [--seconds 30] [--threads 2] [--set train.channels_last=true]
+    python benchmarks/train_speed.py [--seconds 30] [--threads 2] [--set train.channels_last=true] [--nproc 2]
+
+`--nproc N` adds the fm setup trained as N gloo processes (`condgan train --nproc N`), wall time only.
 
 The windows of the two loops alternate (condgan, plain, condgan, plain, ...); the table gives the
 median of each.
@@ -31,6 +33,7 @@ median of each.
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import resource
 import subprocess
@@ -156,6 +159,22 @@ def time_plain(cfg: Config, data: LabelledData, seconds: float) -> Rates:
                 return images / (time.perf_counter() - t0), images / (time.process_time() - c0)
 
 
+def time_condgan_ranks(cfg: Config, nproc: int, steps: int) -> float:
+    """Wall images/s of `condgan train --nproc` (gloo, `train.threads` each) between its first and last log row.
+
+    Rank 0 logs `images_per_sec` = images so far / time so far every WARMUP_STEPS steps, from which
+    the rate over the window after the first row follows. Wall time only: CPU time is spread over processes.
+    """
+    cfg = resolve_config(base=cfg.to_dict(), overrides=[f"train.steps={steps}", "train.grid_every=100000000",
+                                                         "train.ckpt_every=100000000", f"train.log_every={WARMUP_STEPS}"])
+    with tempfile.TemporaryDirectory() as tmp:
+        loop.train_spawned(nproc, cfg, Path(tmp) / "run", progress=False)
+        rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
+    b = cfg.train.batch_size
+    (s0, r0), (s1, r1) = [(row["step"], row["images_per_sec"]) for row in (rows[0], rows[-1])]
+    return (s1 - s0) * b / (s1 * b / r1 - s0 * b / r0)
+
+
 def step_flops(cfg: Config, data: LabelledData) -> int:
     """FLOPs of one condgan training step (both phases, forward and backward)."""
     torch.manual_seed(0)
@@ -202,6 +221,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="alternating condgan/plain windows per setup")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rss-steps", type=int, default=200)
+    parser.add_argument("--nproc", type=int, default=0,
+                        help="also time fm as `--nproc N` gloo ranks of --threads/N threads each (wall time: "
+                             "run on an otherwise idle machine)")
+    parser.add_argument("--nproc-steps", type=int, default=100)
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="config override for both loops (e.g. train.channels_last=true)")
     args = parser.parse_args()
@@ -209,7 +232,8 @@ def main() -> None:
     extra = [f"train.threads={args.threads}", *args.set]
     ceiling = matmul_ceiling()
     rows = []
-    for name, (cfg, data) in _setups(extra).items():
+    setups = _setups(extra)
+    for name, (cfg, data) in setups.items():
         ours, plain = [], []
         for _ in range(args.repeats):
             ours.append(time_condgan(cfg, data, args.seconds))
@@ -221,6 +245,11 @@ def main() -> None:
         flops = step_flops(cfg, data)
         achieved = flops * ours_cpu / cfg.train.batch_size  # per CPU-second
         rows.append((name, cfg, ours_wall, ours_cpu, plain_wall, plain_cpu, flops, achieved))
+    ranks = None
+    if args.nproc:
+        fm_cfg = resolve_config(base=setups["fm"][0].to_dict(),
+                                overrides=[f"train.threads={max(1, args.threads // args.nproc)}"])
+        ranks = time_condgan_ranks(fm_cfg, args.nproc, args.nproc_steps)
     rss = default_run_peak_rss(args.threads, args.rss_steps)
     print(f"\nmachine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}; float32 matmul ceiling {ceiling / 1e9:.1f} GFLOP per CPU-second")
@@ -232,6 +261,10 @@ def main() -> None:
         print(f"| {name} | {arch} | {cfg.train.batch_size} | {ours_wall:.0f} | {plain_wall:.0f} | {ours_cpu:.0f} | "
               f"{plain_cpu:.0f} | {ours_cpu / plain_cpu:.2f}x | {flops / 1e9:.2f} | {achieved / 1e9:.1f} | "
               f"{achieved / ceiling:.0%} |")
+    if ranks is not None:
+        fm = rows[0]
+        print(f"\nfm as {args.nproc} gloo ranks x {max(1, args.threads // args.nproc)} threads: {ranks:.0f} img/s wall "
+              f"(one process: condgan {fm[2]:.0f}, plain {fm[4]:.0f})")
     print(f"\npeak RSS of `condgan train --data fashion-mnist --steps {args.rss_steps}` (defaults): {rss:.2f} GiB")
     print(f"command: {' '.join(['python', *sys.argv])}")
 
