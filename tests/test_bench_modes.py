@@ -22,7 +22,10 @@ def test_trial_config_follows_the_official_2d_setup() -> None:
     assert (cfg.train.seed, cfg.train.steps, cfg.train.batch_size) == (2, 4000, 100)
     assert (cfg.model.z_dim, cfg.optim.g_lr, cfg.optim.beta1) == (2, 1e-4, 0.8)
     assert (cfg.method.num_clusters, cfg.method.recluster_every) == (50, 200)
-    assert bench.trial_config("acgan", "ring", 0, 100, ["model.hidden=7"]).model.hidden == 7
+    # The official 2D nets; the one deviation, a decaying rate, can be switched off.
+    assert (cfg.model.arch, cfg.optim.lr_schedule) == ("mlp_selfcond", "linear")
+    assert bench.trial_config("acgan", "ring", 0, 100, ["optim.lr_schedule=constant"]).optim.lr_schedule == "constant"
+    assert bench.trial_config("selfcond", "stacked-fashion-mnist", 0, 100).model.arch == "auto"
 
 
 def test_unknown_names_are_refused_with_the_valid_list() -> None:
