@@ -30,17 +30,16 @@ class MLPGenerator(nn.Module):
         return self.net(z)
 
 
-class MLPDiscriminator(nn.Module):
-    def __init__(self, num_classes: int, dim: int = 2, hidden: int = 400, depth: int = 3, dropout: float = 0.0) -> None:
+class PointDiscriminator(nn.Module):
+    """A feature `body` for 2D points, then a source head (one logit) and a class head (K logits, if K > 0)."""
+
+    def __init__(self, body: nn.Sequential, feature_dim: int, num_classes: int) -> None:
         super().__init__()
         self.num_classes = num_classes
-        layers = _mlp(dim, hidden, depth, nn.LeakyReLU(0.2, True))
-        if dropout:
-            layers.append(nn.Dropout(dropout))
-        self.body = nn.Sequential(*layers)
-        self.feature_dim = hidden
-        self.source = nn.Linear(hidden, 1)
-        self.classes = nn.Linear(hidden, num_classes) if num_classes else None
+        self.body = body
+        self.feature_dim = feature_dim
+        self.source = nn.Linear(feature_dim, 1)
+        self.classes = nn.Linear(feature_dim, num_classes) if num_classes else None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -48,6 +47,14 @@ class MLPDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         h = self.body(x)
         return self.source(h).squeeze(1), (self.classes(h) if self.classes is not None else None)
+
+
+class MLPDiscriminator(PointDiscriminator):
+    def __init__(self, num_classes: int, dim: int = 2, hidden: int = 400, depth: int = 3, dropout: float = 0.0) -> None:
+        layers = _mlp(dim, hidden, depth, nn.LeakyReLU(0.2, True))
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        super().__init__(nn.Sequential(*layers), hidden, num_classes)
 
 
 class Maxout(nn.Module):
@@ -83,21 +90,10 @@ class SelfCondGenerator(nn.Module):
         return self.net(z)
 
 
-class MaxoutDiscriminator(nn.Module):
+class MaxoutDiscriminator(PointDiscriminator):
     """The Self-Conditioned GAN's 2D discriminator: `depth` maxout layers of `hidden` units (5 pieces),
     then condgan's source and class heads (the same interface as `MLPDiscriminator`)."""
 
     def __init__(self, num_classes: int, dim: int = 2, hidden: int = 200, depth: int = 3, pieces: int = 5) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.body = nn.Sequential(*[Maxout(dim if i == 0 else hidden, hidden, pieces) for i in range(depth)])
-        self.feature_dim = hidden
-        self.source = nn.Linear(hidden, 1)
-        self.classes = nn.Linear(hidden, num_classes) if num_classes else None
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        h = self.body(x)
-        return self.source(h).squeeze(1), (self.classes(h) if self.classes is not None else None)
+        body = nn.Sequential(*[Maxout(dim if i == 0 else hidden, hidden, pieces) for i in range(depth)])
+        super().__init__(body, hidden, num_classes)
