@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from condgan.cli import preset_or_path
+from condgan.config import preset_or_path
 from condgan.config import resolve_config
 from condgan.quickstart import run_quickstart
 

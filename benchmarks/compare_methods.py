@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from condgan.cli import preset_or_path
+from condgan.config import preset_or_path
 from condgan.config import resolve_config
 from condgan.data import load_dataset
 from condgan.data.base import images_to_unit_range, to_uint8_nhwc
@@ -36,7 +36,7 @@ from condgan.metrics.classifier import default_judge_path, load_judge
 from condgan.metrics.features import judge_extractor
 from condgan.report.grid import class_grid, save_png, tile
 from condgan.sample import generate, load_run
-from condgan.train.loop import train
+from condgan.training.loop import train
 
 METHODS = {  # method → (preset, extra overrides)
     "gan": ("acgan-fashion-mnist", ["method.name=gan"]),

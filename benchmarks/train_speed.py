@@ -5,7 +5,7 @@ Two setups, each timed on the identical G/D architecture two ways, in one run on
          28 px nets, batch 64);
   cifar  the AC-GAN paper's CIFAR-10 nets (model.arch=acgan_cifar, 32×32×3, batch 64) on random
          data (10,000 images, 10 classes), so no dataset download is needed.
-"condgan" is `condgan.train.loop.train` itself (logging to metrics.jsonl/TensorBoard included;
+"condgan" is `condgan.training.loop.train` itself (logging to metrics.jsonl/TensorBoard included;
 grids and checkpoints fall outside the window). "plain" is written the way the popular single-file
 AC-GAN scripts are: a torch DataLoader over a Dataset whose __getitem__ turns one uint8 image into
 a PIL image and then into a normalised tensor (torchvision's ToTensor + Normalize, re-implemented
@@ -53,7 +53,7 @@ from condgan.config import Config, resolve_config
 from condgan.data import LabelledData, to_uint8_nhwc
 from condgan.methods import StepInputs, build_method
 from condgan.nets import DataSpec, build_pair
-from condgan.train import loop
+from condgan.training import loop
 
 WARMUP_STEPS = 10
 RANDOM_IMAGES = 10_000
@@ -77,7 +77,7 @@ Rates = tuple[float, float]  # images per second of (wall time, process CPU time
 
 
 def time_condgan(cfg: Config, data: LabelledData, seconds: float) -> Rates:
-    """Images/s of `condgan.train.loop.train` over a window of `seconds` after the warm-up."""
+    """Images/s of `condgan.training.loop.train` over a window of `seconds` after the warm-up."""
     marks: dict[str, float] = {}
 
     def monitor(method: torch.nn.Module, step: int) -> dict[str, float]:

@@ -13,7 +13,7 @@ from condgan.data.toy2d import ring_modes
 from condgan.methods import build_method
 from condgan.nets import DataSpec
 from condgan.sample import load_run
-from condgan.train.loop import train
+from condgan.training.loop import train
 
 RING = ["data.name=ring", "data.num_samples=2000", "model.hidden=64", "model.z_dim=8", "train.batch_size=64",
         "optim.g_lr=1e-3", "optim.d_lr=1e-3", "train.log_every=100", "train.grid_every=100000",

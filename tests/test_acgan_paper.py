@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from condgan.cli import PRESET_DIR
+from condgan.config import PRESET_DIR
 from condgan.config import resolve_config
 from condgan.errors import ConfigError
 from condgan.methods import StepInputs, build_method

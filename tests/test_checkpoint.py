@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from condgan.errors import CheckpointError
-from condgan.train import checkpoint as ck
+from condgan.run import checkpoint as ck
 
 
 def _model(width=4):

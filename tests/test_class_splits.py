@@ -9,8 +9,8 @@ from condgan.methods import StepInputs, build_method
 from condgan.methods.class_splits import ClassSplits, split_classes
 from condgan.nets import DataSpec
 from condgan.sample import generate, load_run
-from condgan.train.checkpoint import list_checkpoints, load_checkpoint
-from condgan.train.loop import train
+from condgan.run.checkpoint import list_checkpoints, load_checkpoint
+from condgan.training.loop import train
 
 from ring_learning import RING, right_mode_share, train_ring
 

@@ -15,9 +15,9 @@ from condgan.errors import CondganError, ConfigError
 from condgan.methods import build_method
 from condgan.nets import DataSpec
 from condgan.sample import generate, generate_uint8
-from condgan.train import distributed
-from condgan.train.checkpoint import load_checkpoint
-from condgan.train.loop import EpochSampler, train, train_spawned
+from condgan import dist as distributed
+from condgan.run.checkpoint import load_checkpoint
+from condgan.training.loop import EpochSampler, train, train_spawned
 
 # MLP nets on the 2D ring: no BatchNorm and no dropout, so the only difference between one process
 # with batch 64 and two with 32 each is the summation order of the gradient means.

@@ -15,7 +15,7 @@ from condgan.evaluate import EVAL_METRICS, evaluate, sweep_resolutions
 from condgan.metrics.discriminability import resolution_sweep
 from condgan.metrics.classifier import save_judge, train_judge
 from condgan.metrics.features import judge_extractor, real_features
-from condgan.train.monitor import CollapseMonitor
+from condgan.training.monitor import CollapseMonitor
 
 
 @pytest.fixture(scope="module")

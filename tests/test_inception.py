@@ -21,6 +21,7 @@ import safetensors.torch
 import torch
 import torch.nn.functional as F
 
+from condgan.io import file_sha256
 from condgan.errors import CheckpointError
 from condgan.metrics import inception
 from condgan.metrics.inception import (
@@ -31,7 +32,6 @@ from condgan.metrics.inception import (
     fid_inception_input,
     find_fid_inception_weights,
     load_fid_inception,
-    weights_hash,
 )
 
 # name, conv weight shape (out, in, kh, kw); each also has bn.{weight,bias,running_mean,running_var} of size out.
@@ -198,7 +198,7 @@ def test_load_explicit_path_outputs_and_id(reference_file: Path) -> None:
     assert all(torch.equal(loaded[k], v) for k, v in saved.items())
     assert not model.training and not any(p.requires_grad for p in model.parameters())
     sha = hashlib.sha256(reference_file.read_bytes()).hexdigest()
-    assert weights_hash(reference_file) == model.weights_sha256 == sha
+    assert file_sha256(reference_file) == model.weights_sha256 == sha
     assert model.extractor_id == f"inception-v3-fid:{sha[:12]}"
     torch.manual_seed(0)
     with torch.no_grad():
@@ -229,7 +229,7 @@ def test_env_var_then_user_cache(reference_file: Path, no_lookup_env: Path, monk
     assert find_fid_inception_weights() == cached
     monkeypatch.setenv(inception.WEIGHTS_ENV_VAR, str(reference_file))
     assert find_fid_inception_weights() == reference_file
-    assert load_fid_inception().weights_sha256 == weights_hash(reference_file)
+    assert load_fid_inception().weights_sha256 == file_sha256(reference_file)
     # an explicit path wins over the variable
     assert find_fid_inception_weights(cached) == cached
 
@@ -253,7 +253,7 @@ def test_safetensors_with_same_keys_loads(tmp_path: Path) -> None:
     safetensors.torch.save_file(state, path)
     model = load_fid_inception(path)
     assert torch.equal(model.Mixed_7c.branch_pool.bn.running_var, state["Mixed_7c.branch_pool.bn.running_var"])
-    assert model.weights_sha256 == weights_hash(path)
+    assert model.weights_sha256 == file_sha256(path)
 
 
 def test_layout_errors_name_file_and_key(tmp_path: Path) -> None:
@@ -275,7 +275,7 @@ def test_layout_errors_name_file_and_key(tmp_path: Path) -> None:
         load_fid_inception(path)
     torch.save(state, path)
     path.write_bytes(path.read_bytes()[:100_000])  # an interrupted copy
-    with pytest.raises(CheckpointError, match=rf"{path}: cannot be read as a PyTorch weights file"):
+    with pytest.raises(CheckpointError, match=rf"{path}: corrupted or not a PyTorch file"):
         load_fid_inception(path)
 
 

@@ -15,7 +15,7 @@ from condgan.nets.pyramid import (downsample, gaussian_pyramid, laplacian_pyrami
                                   upsample)
 from condgan.report.pyramid import lapgan_chain
 from condgan.sample import load_run
-from condgan.train.loop import load_training_data, train
+from condgan.training.loop import load_training_data, train
 
 SMALL = ["model.g_channels=4", "model.d_channels=4", "model.hidden=32", "model.z_dim=8"]
 

@@ -9,8 +9,8 @@ from condgan.config import resolve_config
 from condgan.methods import build_method
 from condgan.nets import DataSpec, build_pair
 from condgan.nets.mlp import Maxout, MaxoutDiscriminator, SelfCondGenerator
-from condgan.train.checkpoint import load_checkpoint
-from condgan.train.loop import train
+from condgan.run.checkpoint import load_checkpoint
+from condgan.training.loop import train
 
 
 def test_maxout_is_the_max_over_each_units_pieces():

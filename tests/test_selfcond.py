@@ -14,9 +14,9 @@ from condgan.errors import ConfigError
 from condgan.methods import build_method
 from condgan.methods.selfcond import cluster_purity, kmeans, match_clusters
 from condgan.sample import load_run
-from condgan.train import loop
-from condgan.train.checkpoint import list_checkpoints, load_checkpoint
-from condgan.train.loop import train
+from condgan.training import loop
+from condgan.run.checkpoint import list_checkpoints, load_checkpoint
+from condgan.training.loop import train
 
 RING = ["method.name=selfcond", "data.name=ring", "data.num_samples=2000", "model.hidden=64", "model.z_dim=8",
         "method.num_clusters=8", "train.batch_size=64", "train.log_every=10", "train.grid_every=1000",

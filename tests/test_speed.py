@@ -9,8 +9,8 @@ import torch
 
 from condgan.config import resolve_config
 from condgan.errors import ConfigError
-from condgan.train.loop import train
-from condgan.train.speed import resolve_speed
+from condgan.training.loop import train
+from condgan.training.speed import resolve_speed
 
 RING = ["data.name=ring", "data.num_samples=500", "model.hidden=32", "model.z_dim=4", "train.batch_size=32",
         "train.log_every=5", "train.grid_every=1000", "train.ckpt_every=1000", "train.steps=10"]

@@ -10,8 +10,8 @@ from condgan.data.toy2d import ring_modes
 from condgan.errors import RunDirError, TrainingDiverged
 from condgan.methods.acgan import ACGAN
 from condgan.sample import load_run
-from condgan.train.checkpoint import list_checkpoints, load_checkpoint
-from condgan.train.loop import train
+from condgan.run.checkpoint import list_checkpoints, load_checkpoint
+from condgan.training.loop import train
 
 RING = ["data.name=ring", "data.num_samples=2000", "model.hidden=64", "model.z_dim=8", "train.batch_size=64",
         "train.log_every=10", "train.grid_every=1000", "train.ckpt_every=20", "train.keep_ckpts=5"]
@@ -123,7 +123,7 @@ def test_acgan_learns_the_ring(tmp_path):
 
 
 def test_linear_lr_schedule_reaches_the_last_step(tmp_path):
-    from condgan.train.loop import lr_factor
+    from condgan.training.loop import lr_factor
 
     cfg = resolve_config(overrides=["data.name=ring", "data.num_samples=500", "model.hidden=16", "train.steps=4",
                                     "train.batch_size=50", "train.grid_every=4", "train.ckpt_every=4",

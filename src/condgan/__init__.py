@@ -1,3 +1,5 @@
 """condgan: class-conditional GANs (AC-GAN and relatives) and the metrics that judge them."""
 
-__version__ = "0.1.0"
+from condgan.version import __version__
+
+__all__ = ["__version__"]

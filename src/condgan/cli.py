@@ -11,24 +11,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from condgan.config import preset_or_path
 from condgan.errors import EXIT_USER_ERROR, CondganError, ConfigError, RunDirError
-
-PRESET_DIR = Path(__file__).parent / "configs"
-
-
-def preset_names() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
-
-
-def preset_or_path(text: str) -> Path:
-    """`--config` takes a file path or the name of a preset shipped in condgan/configs/."""
-    path = Path(text)
-    if path.is_file():
-        return path
-    if (PRESET_DIR / f"{text}.yaml").is_file():
-        return PRESET_DIR / f"{text}.yaml"
-    raise ConfigError(f"--config {text}: no such file or preset; presets: {', '.join(preset_names())}")
-
 
 def _parse_classes(text: str | None) -> list[int] | None:
     if not text:
@@ -52,8 +36,8 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from condgan.config import read_yaml, resolve_config
-    from condgan.train.loop import train
-    from condgan.train.rundir import CONFIG_FILE
+    from condgan.training.loop import train
+    from condgan.run.directory import CONFIG_FILE
 
     if args.method is not None:  # unknown names refused here, with the registered ones
         from condgan.methods import METHODS
@@ -78,18 +62,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.nproc is not None and args.nproc < 1:
         raise ConfigError(f"--nproc: expected a positive number of processes, found {args.nproc}")
     if args.nproc and args.nproc > 1:  # local data parallelism; torchrun runs this command once per rank instead
-        from condgan.train.loop import train_spawned
+        from condgan.training.loop import train_spawned
 
         ckpt = train_spawned(args.nproc, cfg, out, resume=args.resume, force=args.force, progress=not args.no_progress)
         print(f"run {out}: {args.nproc} processes, checkpoint {ckpt}")
         return 0
-    from condgan.train import distributed
+    from condgan import dist
 
     try:
         result = train(cfg, out, resume=args.resume, force=args.force, progress=not args.no_progress)
     finally:
-        is_main = distributed.info().is_main
-        distributed.shutdown()  # under torchrun: train joined the process group
+        is_main = dist.info().is_main
+        dist.shutdown()  # under torchrun: train joined the process group
     if is_main:
         print(f"run {result.run_dir}: step {result.steps}, {result.images_per_sec:.0f} images/s, "
               f"checkpoint {result.checkpoint}")
@@ -104,7 +88,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     from condgan.report.grid import class_grid, save_png
     from condgan.sample import check_classes, generate_uint8, load_run, save_samples
-    from condgan.train.loop import resolve_device
+    from condgan.device import resolve_device
 
     if args.n <= 0:
         raise ConfigError(f"--n: expected a positive number of samples, found {args.n}")

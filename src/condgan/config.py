@@ -19,6 +19,8 @@ import yaml
 
 from condgan.errors import ConfigError
 
+PRESET_DIR = Path(__file__).parent / "configs"  # presets shipped with condgan: small YAML diffs
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -85,12 +87,12 @@ class TrainConfig:
     grid_rows: int = 8  # rows of fixed z in the class grid (paper fig. 9)
     ckpt_every: int = 500
     keep_ckpts: int = 3  # newest checkpoints kept
-    # Collapse monitor (condgan.train.monitor): every N steps the within-class MS-SSIM of fresh
+    # Collapse monitor (condgan.training.monitor): every N steps the within-class MS-SSIM of fresh
     # samples is compared with the real data's highest per-class value; 0 = off.
     monitor_every: int = 0
     monitor_patience: int = 3  # consecutive checks above the real maximum before the warning
     # Speed and determinism (docs/distributed-and-speed.md). "auto" picks per device: see
-    # condgan.train.speed.resolve_speed.
+    # condgan.training.speed.resolve_speed.
     amp: str = "auto"  # auto | none | bf16 | fp16 (fp16: CUDA only, with a GradScaler)
     channels_last: str = "auto"  # auto | true | false: NHWC memory format for image nets
     compile: bool = False  # torch.compile G and D (minutes of compile time; pays off on long GPU runs)
@@ -265,3 +267,17 @@ def load_config(path: str | Path) -> Config:
 
 def save_config(cfg: Config, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def preset_or_path(text: str) -> Path:
+    """`--config` takes a file path or the name of a preset shipped in condgan/configs/."""
+    path = Path(text)
+    if path.is_file():
+        return path
+    if (PRESET_DIR / f"{text}.yaml").is_file():
+        return PRESET_DIR / f"{text}.yaml"
+    raise ConfigError(f"--config {text}: no such file or preset; presets: {', '.join(preset_names())}")

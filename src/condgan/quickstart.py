@@ -11,14 +11,14 @@ from pathlib import Path
 
 import torch
 
-from condgan.cli import preset_or_path
+from condgan.config import preset_or_path
 from condgan.config import resolve_config
 from condgan.data import load_dataset
 from condgan.metrics.classifier import default_judge_path, load_judge, save_judge, train_judge
 from condgan.report.grid import class_grid, save_png
 from condgan.sample import generate, load_run, save_samples
-from condgan.train.loop import train
-from condgan.train.rundir import holds_run
+from condgan.training.loop import train
+from condgan.run.directory import holds_run
 
 
 def ensure_judge(dataset: str, progress: bool = True):

@@ -18,8 +18,9 @@ from condgan.errors import CheckpointError, ConfigError, SamplesError
 from condgan.methods import Method, build_method
 from condgan.nets import DataSpec
 from condgan.data.base import to_uint8_nhwc
-from condgan.train.checkpoint import atomic_write, latest_checkpoint, load_checkpoint, load_model_state
-from condgan.train.rundir import CONFIG_FILE
+from condgan.io import atomic_write
+from condgan.run.checkpoint import latest_checkpoint, load_checkpoint, load_model_state
+from condgan.run.directory import CONFIG_FILE
 
 
 @dataclass
@@ -137,7 +138,7 @@ def generate_uint8(
     and one float batch. Under torch.distributed every rank generates its contiguous share of the
     batches and `gather` gives every rank the whole set, identical to a single-process call.
     """
-    from condgan.train.distributed import gather, shard
+    from condgan.dist import gather, shard
 
     labels = balanced_labels(n, check_classes(classes, method.num_classes)) if method.conditional else None
     keep = shard(-(-n // batch_size))

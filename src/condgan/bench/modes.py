@@ -1,6 +1,6 @@
 """`condgan bench modes`: the mode-collapse table of the Self-Conditioned GAN paper (Liu et al. 2020, Table 1).
 
-Every (method, dataset, trial) is one training run (`condgan.train.loop.train`, seed = trial) in
+Every (method, dataset, trial) is one training run (`condgan.training.loop.train`, seed = trial) in
 OUT/runs/DATASET/METHOD/trial-T, evaluated on `num_eval` samples (official metrics.py: 50,000)
 whose conditioning classes come from the method's own `sample_classes` (uniform classes for the
 supervised methods, cluster sizes for Self-Cond GAN, as the official 2D script conditions G on the
@@ -45,9 +45,9 @@ from condgan.methods import METHODS
 from condgan.metrics.modes import NUM_EVAL_SAMPLES, classify_stacked, mode_metrics, stacked_metrics
 from condgan.report.grid import save_scatter
 from condgan.sample import load_run, save_samples
-from condgan.train.checkpoint import atomic_write
-from condgan.train.loop import train
-from condgan.train.rundir import CONFIG_FILE
+from condgan.io import atomic_write
+from condgan.training.loop import train
+from condgan.run.directory import CONFIG_FILE
 
 DATASETS_2D = ("ring", "grid")
 DATASETS_STACKED = ("stacked-fashion-mnist", "stacked-mnist")

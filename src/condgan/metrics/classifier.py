@@ -9,7 +9,6 @@ next to every number computed with it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from tqdm import tqdm
 from condgan.data import LabelledData
 from condgan.data.paths import user_cache_dir
 from condgan.errors import CheckpointError
-from condgan.train.checkpoint import atomic_write
+from condgan.io import atomic_write, file_sha256
 
 
 class JudgeCNN(nn.Module):
@@ -133,13 +132,6 @@ def train_judge(
     seconds = time.perf_counter() - t0
     return model, _accuracy(model, test.x, test.y), seconds
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_judge(model: JudgeCNN, path: str | Path, *, dataset: str, class_names: list[str],

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from condgan.data import LabelledData
 from condgan.data.paths import user_cache_dir
-from condgan.train.checkpoint import atomic_write
+from condgan.io import atomic_write
 
 ENV_INCEPTION = "CONDGAN_INCEPTION_WEIGHTS"
 

@@ -32,9 +32,7 @@ The weights are never downloaded implicitly: `load_fid_inception` finds them (ex
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import pickle
 import re
 import tempfile
 import urllib.parse
@@ -49,6 +47,7 @@ from torch import nn
 
 from condgan.data.paths import user_cache_dir
 from condgan.errors import CheckpointError
+from condgan.io import file_sha256, load_torch
 
 INPUT_SIZE = 299  # Inception-v3's input resolution (TF graph: 299×299 after "ResizeBilinear")
 POOL_DIM = 2048  # pool3 features, the FID/KID/PRDC feature space
@@ -295,14 +294,6 @@ def fid_extractor_id(weights_sha256: str) -> str:
     return f"{EXTRACTOR_NAME}:{weights_sha256[:12]}"
 
 
-def weights_hash(path: str | Path) -> str:
-    """sha256 (hex) of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 def _how_to_get_weights() -> str:
     return (
@@ -340,21 +331,7 @@ def _parse_weights(data: bytes, path: Path) -> Mapping[str, torch.Tensor]:
         except safetensors.SafetensorError as e:
             raise CheckpointError(f"{path}: not a valid safetensors file ({e})") from e
     else:
-        try:
-            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            # Name what was refused ("GLOBAL posix.system", "Unsupported operand 149"), but not torch's
-            # advice to retry with weights_only=False, which would run whatever the file holds.
-            found = re.search(r"GLOBAL [\w.]+|Unsupported operand \d+", str(e))
-            raise CheckpointError(
-                f"{path}: refused to load: weights files are unpickled with weights_only=True, which allows only "
-                f"tensors and plain containers; this file holds something else "
-                f"({found.group(0) if found else type(e).__name__}), it is corrupted or unsafe"
-            ) from e
-        except Exception as e:  # torch.load raises many types on truncated or foreign files
-            raise CheckpointError(
-                f"{path}: cannot be read as a PyTorch weights file ({type(e).__name__}: {str(e)[:200]})"
-            ) from e
+        state = load_torch(data, path, CheckpointError)
     if not isinstance(state, Mapping) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
@@ -431,7 +408,7 @@ def download_fid_inception(dest: str | Path | None = None, url: str = FID_WEIGHT
     prefix = match.group(1)
     folder = Path(dest).expanduser() if dest is not None else user_cache_dir()
     target = folder / name
-    if target.is_file() and weights_hash(target).startswith(prefix):
+    if target.is_file() and file_sha256(target).startswith(prefix):
         return target
     tmp_path: Path | None = None
     try:

@@ -10,7 +10,7 @@ from PIL import Image
 
 from condgan.data.base import to_uint8_nhwc
 from condgan.report.plotting import pyplot, save_figure
-from condgan.train.checkpoint import atomic_write
+from condgan.io import atomic_write
 
 
 def tile(images: np.ndarray, rows: int, cols: int, pad: int = 2, pad_value: int = 255) -> np.ndarray:

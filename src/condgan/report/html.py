@@ -7,7 +7,7 @@ import html
 import json
 from pathlib import Path
 
-from condgan.train.checkpoint import atomic_write
+from condgan.io import atomic_write
 
 
 def write_report(result: dict, out_dir: str | Path, title: str = "condgan evaluation") -> tuple[Path, Path]:

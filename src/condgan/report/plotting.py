@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from condgan.train.checkpoint import atomic_write
+from condgan.io import atomic_write
 
 
 def pyplot():

@@ -9,10 +9,7 @@ Loading uses `torch.load(weights_only=True)`, which refuses to run code from a p
 
 from __future__ import annotations
 
-import os
-import pickle
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +17,10 @@ import torch
 from torch import nn
 
 from condgan.errors import CheckpointError
+from condgan.io import atomic_write, load_torch
 
 CKPT_DIR = "checkpoints"
 _NAME = re.compile(r"ckpt-(\d{8})\.pt$")
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call `write(tmp_path)` then rename the temporary file onto `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
@@ -80,13 +63,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling refused"
-        raise CheckpointError(f"checkpoint {path}: refused to load, it holds more than tensors ({first})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path}: corrupted or not a condgan checkpoint ({exc})".splitlines()[0]) from None
+    state = load_torch(path, f"checkpoint {path}", CheckpointError)
     expected = {"step", "model", "optimizers", "meta"}
     if not isinstance(state, dict) or not expected <= set(state):
         found = sorted(state) if isinstance(state, dict) else type(state).__name__

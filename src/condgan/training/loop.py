@@ -5,12 +5,12 @@ Determinism and resume: every random draw of step `t` comes from seeds derived f
 (noise, classes, dropout) re-seeded at the start of each step. A resumed run therefore needs only
 the weights and optimiser states of its checkpoint to continue exactly as an uninterrupted run.
 
-Distributed runs (torchrun or `condgan train --nproc N`; condgan.train.distributed): the global
+Distributed runs (torchrun or `condgan train --nproc N`; condgan.training.distributed): the global
 batch `train.batch_size` is split into equal per-rank slices of the same permutation and the same
 noise draw, each phase's objective runs in DistributedDataParallel (gradients averaged over ranks
 in its backward), buffers are broadcast from rank 0 after each step, and only rank 0 writes the
 run directory. Speed flags (AMP, channels_last, compile, fused Adam):
-condgan.train.speed. While phase i runs, parameters that no phase from i on updates are frozen, so
+condgan.training.speed. While phase i runs, parameters that no phase from i on updates are frozen, so
 e.g. G's phase backpropagates through D without computing D's weight gradients (stylegan2-ada's
 loop does the same with `requires_grad_`).
 """
@@ -28,17 +28,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from condgan import __version__
+from condgan.version import __version__
 from condgan.config import Config
 from condgan.data import LabelledData, load_dataset
+from condgan.device import resolve_device
 from condgan.errors import ConfigError, TrainingDiverged
 from condgan.methods import Method, StepInputs, build_method
 from condgan.nets import DataSpec
 from condgan.report.grid import class_grid, save_png, save_scatter
-from condgan.train import distributed, stats
-from condgan.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, load_model_state, save_checkpoint
-from condgan.train.rundir import METRICS_FILE, prepare_run_dir, truncate_metrics
-from condgan.train.speed import grad_scaler, resolve_speed, set_determinism
+from condgan import dist
+from condgan.training import distributed, stats
+from condgan.run.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, load_model_state, save_checkpoint
+from condgan.run.directory import METRICS_FILE, prepare_run_dir, truncate_metrics
+from condgan.training.speed import grad_scaler, resolve_speed, set_determinism
 
 # Independent random streams derived from the config seed.
 STREAM_INIT, STREAM_STEP, STREAM_EPOCH, STREAM_GRID = 0, 1, 2, 3
@@ -59,15 +61,6 @@ def lr_factor(cfg: Config, step: int) -> float:
         return 1.0 - step / cfg.train.steps
     return 1.0
 
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(name)
 
 
 def load_training_data(cfg: Config) -> LabelledData:
@@ -159,17 +152,17 @@ def train(
 
     Under torchrun / `--nproc` every rank calls this with the same arguments; rank 0 owns the run
     directory (config, checkpoints, logs, grids) and the others receive its config and checkpoint.
-    Monitors run on every rank (so that they may split work and `distributed.gather` it); their
+    Monitors run on every rank (so that they may split work and `dist.gather` it); their
     statistics, like the training statistics, are averaged over ranks.
     """
     run_dir = Path(run_dir)
     requested = resolve_device((cfg.train.device if cfg is not None else "auto"))
-    dist_info = distributed.init_from_env(requested.type)
+    dist_info = dist.init_from_env(requested.type)
     main = dist_info.is_main
     if main:
         cfg = prepare_run_dir(run_dir, cfg, resume=resume, force=force)
     if dist_info.enabled:
-        cfg = distributed.broadcast_object(cfg)  # a failure on rank 0 raises there and ends the job
+        cfg = dist.broadcast_object(cfg)  # a failure on rank 0 raises there and ends the job
     t = cfg.train
     if t.threads:
         torch.set_num_threads(t.threads)
@@ -186,7 +179,7 @@ def train(
     torch.manual_seed(derive_seed(t.seed, STREAM_INIT, 0))  # network initialisation
     method = build_method(cfg, data_spec(data)).to(device)
     if t.monitor_every and data.is_image and method.conditional:
-        from condgan.train.monitor import CollapseMonitor
+        from condgan.training.monitor import CollapseMonitor
 
         collapse = CollapseMonitor(data.x, data.y, data.num_classes, t.monitor_patience, t.seed)
         monitors = [*monitors, (t.monitor_every, collapse)]
@@ -212,14 +205,14 @@ def train(
     ckpt = latest_checkpoint(run_dir) if resume and main else None
     state = load_checkpoint(ckpt) if ckpt is not None else None
     if dist_info.enabled:
-        ckpt, state = distributed.broadcast_object((ckpt, state))
+        ckpt, state = dist.broadcast_object((ckpt, state))
     if state is not None:
         load_model_state(method, state["model"], ckpt)
         for name, opt in optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         start = int(state["step"])
     if dist_info.enabled:
-        distributed.broadcast_module(method)  # identical start on every rank, whatever the init
+        dist.broadcast_module(method)  # identical start on every rank, whatever the init
     if plan.compile:
         for phase in phases:  # nn.Module.compile keeps the module's names (checkpoint keys) unchanged
             phase.module.compile()
@@ -275,7 +268,7 @@ def train(
                 (scaler.scale(loss) if scaler else loss).backward()
                 checked = loss.detach().float()
                 if dist_info.enabled:  # a NaN on any rank stops every rank
-                    checked = distributed.mean_scalar(checked)
+                    checked = dist.mean_scalar(checked)
                 if not math.isfinite(checked.item()):
                     raise TrainingDiverged(
                         f"step {step}: {phase.name} loss is {checked.item()}; training stopped, "
@@ -292,7 +285,7 @@ def train(
             for p in method.parameters():
                 p.requires_grad_(id(p) in trainable)
             if dist_info.enabled:  # BatchNorm running statistics follow rank 0 (DDP's broadcast_buffers)
-                distributed.broadcast_module(method, params=False)
+                dist.broadcast_module(method, params=False)
             for name, value in method.on_step_end(step, real_x, real_y).items():
                 stats.report(name, value)
             done += 1
@@ -306,7 +299,7 @@ def train(
                 elapsed = time.perf_counter() - t0
                 last_stats = stats.collect()
                 if dist_info.enabled:
-                    last_stats = distributed.mean_over_ranks(last_stats)
+                    last_stats = dist.mean_over_ranks(last_stats)
             if main and (finished % t.log_every == 0 or finished == t.steps):
                 row = {"step": finished, "kimg": finished * t.batch_size / 1000,
                        "images_per_sec": done * t.batch_size / elapsed, **last_stats}
@@ -339,7 +332,7 @@ def _rank_main(cfg: Config | None, run_dir: Path, resume: bool, force: bool, pro
     try:
         train(cfg, run_dir, resume=resume, force=force, progress=progress)
     finally:
-        distributed.shutdown()
+        dist.shutdown()
 
 
 def train_spawned(
@@ -351,7 +344,7 @@ def train_spawned(
     The same as `torchrun --nproc-per-node nproc` on one machine; each process uses
     `train.threads` intra-op threads (set it so that nproc × threads ≤ cores).
     """
-    distributed.spawn(nproc, _rank_main, cfg, Path(run_dir), resume, force, progress)
+    dist.spawn(nproc, _rank_main, cfg, Path(run_dir), resume, force, progress)
     ckpt = latest_checkpoint(Path(run_dir))
     assert ckpt is not None  # the last step of a finished run always writes one
     return ckpt
