@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from condgan.version import __version__
@@ -33,14 +34,15 @@ from condgan.config import Config
 from condgan.data import LabelledData, load_dataset
 from condgan.device import resolve_device
 from condgan.errors import ConfigError, TrainingDiverged
-from condgan.methods import Method, StepInputs, build_method
+from condgan.methods import Method, Phase, StepInputs, build_method
 from condgan.nets import DataSpec
 from condgan.report.grid import class_grid, save_png, save_scatter
 from condgan import dist
 from condgan.training import distributed, stats
 from condgan.run.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, load_model_state, save_checkpoint
 from condgan.run.directory import METRICS_FILE, prepare_run_dir, truncate_metrics
-from condgan.training.speed import grad_scaler, resolve_speed, set_determinism
+from condgan.training.monitor import CollapseMonitor
+from condgan.training.speed import SpeedPlan, grad_scaler, resolve_speed, set_determinism
 
 # Independent random streams derived from the config seed.
 STREAM_INIT, STREAM_STEP, STREAM_EPOCH, STREAM_GRID = 0, 1, 2, 3
@@ -121,45 +123,72 @@ def checkpoint_meta(cfg: Config, data: LabelledData) -> dict:
     }
 
 
-def _save_grid(method: Method, cfg: Config, data: LabelledData, path: Path, device: torch.device) -> None:
-    gen = torch.Generator().manual_seed(derive_seed(cfg.train.seed, STREAM_GRID, 0))
-    was_training = method.training
-    method.eval()
-    with torch.no_grad():
-        if data.x.dim() == 4:
-            z = method.latent(cfg.train.grid_rows, generator=gen).to(device)
-            classes = list(range(max(method.num_classes, 1)))  # the model's classes (Self-Cond GAN: clusters)
-            save_png(class_grid(method.generate, z, classes), path)
-        else:
-            n = 2000
-            z = method.latent(n, generator=gen).to(device)
-            c = method.sample_classes(n, generator=gen).to(device)
-            points = method.generate(z, c).cpu().numpy()
-            save_scatter(points, c.cpu().numpy(), path, title=path.stem)
-    method.train(was_training)
+
+@dataclass
+class Session:
+    """Everything one training process holds between steps (built once by `_setup`)."""
+
+    cfg: Config
+    run_dir: Path
+    dist_info: dist.DistInfo
+    device: torch.device
+    data: LabelledData
+    real_x: torch.Tensor  # the training set on the device
+    real_y: torch.Tensor
+    plan: SpeedPlan
+    method: Method
+    phases: list[Phase]
+    optimizers: dict[str, torch.optim.Optimizer]
+    scalers: dict[str, torch.amp.GradScaler | None]
+    trainable: set[int]  # ids of the parameters that are trainable outside phases
+    owned: list[set[int]]  # per phase i: ids of parameters updated by phase i or a later one
+    objectives: dict[str, nn.Module]  # distributed: phase name -> its DDP objective
+    sampler: EpochSampler
+    monitors: list[Monitor]
+    start: int  # the first step to run (the checkpoint's step when resuming)
+    last_ckpt: Path | None
+
+    @property
+    def main(self) -> bool:
+        return self.dist_info.is_main
 
 
-def train(
-    cfg: Config | None,
-    run_dir: str | Path,
-    *,
-    resume: bool = False,
-    force: bool = False,
-    progress: bool = True,
-    monitors: Sequence[Monitor] = (),
-) -> RunResult:
-    """Train `cfg` into `run_dir` (or continue the run there with `resume`).
+class RunLog:
+    """metrics.jsonl rows and TensorBoard scalars of rank 0 (other ranks write nothing)."""
 
-    Under torchrun / `--nproc` every rank calls this with the same arguments; rank 0 owns the run
-    directory (config, checkpoints, logs, grids) and the others receive its config and checkpoint.
-    Monitors run on every rank (so that they may split work and `dist.gather` it); their
-    statistics, like the training statistics, are averaged over ranks.
-    """
-    run_dir = Path(run_dir)
+    def __init__(self, run_dir: Path, start: int, enabled: bool) -> None:
+        self.enabled = enabled
+        if not enabled:
+            return
+        truncate_metrics(run_dir, start)
+        from torch.utils.tensorboard import SummaryWriter  # slow import: only when training
+
+        self.writer = SummaryWriter(str(run_dir / "events"), purge_step=start if start else None)
+        self.file = open(run_dir / METRICS_FILE, "a")
+
+    def write(self, row: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+        for name, value in row.items():
+            if name != "step":
+                self.writer.add_scalar(name, value, int(row["step"]))
+
+    def close(self) -> None:
+        if self.enabled:
+            self.writer.close()
+            self.file.close()
+
+
+# ---------------------------------------------------------------- setup
+
+
+def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitors: Sequence[Monitor]) -> Session:
+    """Run directory, config, device, data, method, optimisers, resume state: all a run needs."""
     requested = resolve_device((cfg.train.device if cfg is not None else "auto"))
     dist_info = dist.init_from_env(requested.type)
-    main = dist_info.is_main
-    if main:
+    if dist_info.is_main:
         cfg = prepare_run_dir(run_dir, cfg, resume=resume, force=force)
     if dist_info.enabled:
         cfg = dist.broadcast_object(cfg)  # a failure on rank 0 raises there and ends the job
@@ -178,11 +207,10 @@ def train(
     plan = resolve_speed(t, device, data.is_image)
     torch.manual_seed(derive_seed(t.seed, STREAM_INIT, 0))  # network initialisation
     method = build_method(cfg, data_spec(data)).to(device)
+    monitors = list(monitors)
     if t.monitor_every and data.is_image and method.conditional:
-        from condgan.training.monitor import CollapseMonitor
-
         collapse = CollapseMonitor(data.x, data.y, data.num_classes, t.monitor_patience, t.seed)
-        monitors = [*monitors, (t.monitor_every, collapse)]
+        monitors.append((t.monitor_every, collapse))
     phases = method.phases()
     if t.sync_bn and dist_info.enabled:
         for phase in phases:  # in place: SyncBatchNorm keeps BatchNorm's parameter and buffer names
@@ -196,21 +224,11 @@ def train(
                                  **plan.adam_kwargs())
         for p in phases
     }
-    scalers = {p.name: grad_scaler(plan, device) for p in phases}
     # Parameters still updated by phase i or a later phase of the step; the rest are frozen in phase i.
     # Parameters the method froze itself stay frozen.
     trainable = {id(q) for q in method.parameters() if q.requires_grad}
     owned = [{id(q) for p in phases[i:] for q in p.module.parameters()} & trainable for i in range(len(phases))]
-    start = 0
-    ckpt = latest_checkpoint(run_dir) if resume and main else None
-    state = load_checkpoint(ckpt) if ckpt is not None else None
-    if dist_info.enabled:
-        ckpt, state = dist.broadcast_object((ckpt, state))
-    if state is not None:
-        load_model_state(method, state["model"], ckpt)
-        for name, opt in optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
-        start = int(state["step"])
+    start, ckpt = _restore(method, optimizers, run_dir, resume, dist_info)
     if dist_info.enabled:
         dist.broadcast_module(method)  # identical start on every rank, whatever the init
     if plan.compile:
@@ -221,110 +239,183 @@ def train(
         p.name: distributed.wrap_phase(method, p.name, p.module, device, not method.uses_all_parameters_every_step)
         for p in phases
     } if dist_info.enabled else {}
-    meta = checkpoint_meta(cfg, data)
     sampler = EpochSampler(len(data.x), t.batch_size, t.seed, dist_info.rank, dist_info.world_size)
-    local = slice(sampler.offset, sampler.offset + sampler.local)
-    if main:  # only rank 0 writes the run directory
-        truncate_metrics(run_dir, start)
-        from torch.utils.tensorboard import SummaryWriter  # slow import: only when training
+    return Session(cfg, run_dir, dist_info, device, data, real_x, real_y, plan, method, phases, optimizers,
+                   {p.name: grad_scaler(plan, device) for p in phases}, trainable, owned, objectives, sampler,
+                   monitors, start, ckpt)
 
-        writer = SummaryWriter(str(run_dir / "events"), purge_step=start if start else None)
-        log = open(run_dir / METRICS_FILE, "a")
+
+def _restore(method: Method, optimizers: dict[str, torch.optim.Optimizer], run_dir: Path, resume: bool,
+             dist_info: dist.DistInfo) -> tuple[int, Path | None]:
+    """Load the newest checkpoint into `method` and `optimizers` when resuming: (its step, its path)."""
+    ckpt = latest_checkpoint(run_dir) if resume and dist_info.is_main else None
+    state = load_checkpoint(ckpt) if ckpt is not None else None
+    if dist_info.enabled:
+        ckpt, state = dist.broadcast_object((ckpt, state))
+    if state is None:
+        return 0, None
+    load_model_state(method, state["model"], ckpt)
+    for name, opt in optimizers.items():
+        opt.load_state_dict(state["optimizers"][name])
+    return int(state["step"]), ckpt
+
+
+# ---------------------------------------------------------------- step
+
+
+def _step_inputs(s: Session, step: int) -> StepInputs:
+    """Step `step`'s real batch and noise, from seeds derived from (train.seed, step)."""
+    t = s.cfg.train
+    torch.manual_seed(derive_seed(t.seed, STREAM_STEP, step))
+    idx = s.sampler.indices(step).to(s.device)
+    # Every rank draws the global batch's noise and keeps its slice: the same numbers as a
+    # single-process run, whatever the number of ranks.
+    local = slice(s.sampler.offset, s.sampler.offset + s.sampler.local)
+    gen_z = s.method.latent(t.batch_size, device=s.device)[local]
+    gen_c = s.method.sample_classes(t.batch_size, device=s.device)[local]
+    if s.dist_info.enabled:  # per-rank stream for draws inside the step (dropout)
+        torch.manual_seed(derive_seed(t.seed, STREAM_RANK_STEP, step * s.dist_info.world_size + s.dist_info.rank))
+    return StepInputs(real_x=s.real_x[idx], real_c=s.real_y[idx], real_idx=idx, gen_z=gen_z, gen_c=gen_c, step=step)
+
+
+def _step(s: Session, step: int) -> None:
+    """One training step: every phase due at `step`, then the method's end-of-step hook."""
+    inputs = _step_inputs(s, step)
+    lr_scale = lr_factor(s.cfg, step)
+    for i, phase in enumerate(s.phases):
+        if step % phase.interval:
+            continue
+        opt, scaler = s.optimizers[phase.name], s.scalers[phase.name]
+        for group in opt.param_groups:
+            group["lr"] = phase.lr * lr_scale
+        for p in s.method.parameters():
+            p.requires_grad_(id(p) in s.owned[i])
+        opt.zero_grad(set_to_none=True)
+        with s.plan.autocast(s.device):
+            if s.dist_info.enabled:
+                loss, phase_stats = s.objectives[phase.name](inputs)
+            else:
+                loss, phase_stats = s.method.loss(phase.name, inputs)
+        (scaler.scale(loss) if scaler else loss).backward()
+        checked = loss.detach().float()
+        if s.dist_info.enabled:  # a NaN on any rank stops every rank
+            checked = dist.mean_scalar(checked)
+        if not math.isfinite(checked.item()):
+            raise TrainingDiverged(f"step {step}: {phase.name} loss is {checked.item()}; training stopped, "
+                                   f"last good checkpoint: {s.last_ckpt or 'none'}")
+        if scaler:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        stats.report(f"{phase.name}/loss", loss)
+        for name, value in phase_stats.items():
+            stats.report(name, value)
+    for p in s.method.parameters():
+        p.requires_grad_(id(p) in s.trainable)
+    if s.dist_info.enabled:  # BatchNorm running statistics follow rank 0 (DDP's broadcast_buffers)
+        dist.broadcast_module(s.method, params=False)
+    for name, value in s.method.on_step_end(step, s.real_x, s.real_y).items():
+        stats.report(name, value)
+
+
+# ---------------------------------------------------------------- log, grids, checkpoints
+
+
+def _log(s: Session, log: RunLog, finished: int, images_per_sec: float, bar: tqdm) -> dict[str, float]:
+    """Collect the statistics since the last row (averaged over ranks) and write the row."""
+    last_stats = stats.collect()
+    if s.dist_info.enabled:
+        last_stats = dist.mean_over_ranks(last_stats)
+    row = {"step": finished, "kimg": finished * s.cfg.train.batch_size / 1000, "images_per_sec": images_per_sec,
+           **last_stats}
+    log.write(row)
+    bar.set_postfix({"img/s": f"{images_per_sec:.0f}",
+                     **{k: f"{v:.3f}" for k, v in last_stats.items() if k.endswith("/loss")}})
+    return last_stats
+
+
+def _save_grid(s: Session, finished: int) -> None:
+    """Rank 0: the class grid (images) or a scatter plot (2D points) under grids/."""
+    cfg, method, device = s.cfg, s.method, s.device
+    path = s.run_dir / "grids" / f"step-{finished:08d}.png"
+    gen = torch.Generator().manual_seed(derive_seed(cfg.train.seed, STREAM_GRID, 0))
+    was_training = method.training
+    method.eval()
+    with torch.no_grad():
+        if s.data.x.dim() == 4:
+            z = method.latent(cfg.train.grid_rows, generator=gen).to(device)
+            classes = list(range(max(method.num_classes, 1)))  # the model's classes (Self-Cond GAN: clusters)
+            save_png(class_grid(method.generate, z, classes), path)
+        else:
+            n = 2000
+            z = method.latent(n, generator=gen).to(device)
+            c = method.sample_classes(n, generator=gen).to(device)
+            points = method.generate(z, c).cpu().numpy()
+            save_scatter(points, c.cpu().numpy(), path, title=path.stem)
+    method.train(was_training)
+
+
+def _checkpoint(s: Session, finished: int) -> Path:
+    """Rank 0 writes the checkpoint of step `finished`; every rank returns its path."""
+    if not s.main:
+        return checkpoint_path(s.run_dir, finished)  # what rank 0 writes
+    return save_checkpoint(s.run_dir, finished, s.method, s.optimizers, checkpoint_meta(s.cfg, s.data),
+                           s.cfg.train.keep_ckpts)
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def train(
+    cfg: Config | None,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    monitors: Sequence[Monitor] = (),
+) -> RunResult:
+    """Train `cfg` into `run_dir` (or continue the run there with `resume`).
+
+    Under torchrun / `--nproc` every rank calls this with the same arguments; rank 0 owns the run
+    directory (config, checkpoints, logs, grids) and the others receive its config and checkpoint.
+    Monitors run on every rank (so that they may split work and `dist.gather` it); their
+    statistics, like the training statistics, are averaged over ranks.
+    """
+    s = _setup(cfg, Path(run_dir), resume, force, monitors)
+    t = s.cfg.train
+    log = RunLog(s.run_dir, s.start, enabled=s.main)
+    bar = tqdm(total=t.steps, initial=s.start, unit="step", disable=not (progress and s.main), dynamic_ncols=True)
     last_stats: dict[str, float] = {}
-    last_ckpt = ckpt
-    bar = tqdm(total=t.steps, initial=start, unit="step", disable=not (progress and main), dynamic_ncols=True)
     t0, done = time.perf_counter(), 0
     stats.collect()  # drop anything reported before this run
-    for name, value in method.prepare(real_x, real_y).items():
+    for name, value in s.method.prepare(s.real_x, s.real_y).items():
         stats.report(name, value)
     try:
-        for step in range(start, t.steps):
-            torch.manual_seed(derive_seed(t.seed, STREAM_STEP, step))
-            idx = sampler.indices(step).to(device)
-            # Every rank draws the global batch's noise and keeps its slice: the same numbers
-            # as a single-process run, whatever the number of ranks.
-            gen_z = method.latent(t.batch_size, device=device)[local]
-            gen_c = method.sample_classes(t.batch_size, device=device)[local]
-            if dist_info.enabled:  # per-rank stream for draws inside the step (dropout)
-                torch.manual_seed(derive_seed(t.seed, STREAM_RANK_STEP, step * dist_info.world_size + dist_info.rank))
-            inputs = StepInputs(
-                real_x=real_x[idx], real_c=real_y[idx], real_idx=idx, gen_z=gen_z, gen_c=gen_c, step=step,
-            )
-            lr_scale = lr_factor(cfg, step)
-            for i, phase in enumerate(phases):
-                if step % phase.interval:
-                    continue
-                opt, scaler = optimizers[phase.name], scalers[phase.name]
-                for group in opt.param_groups:
-                    group["lr"] = phase.lr * lr_scale
-                for p in method.parameters():
-                    p.requires_grad_(id(p) in owned[i])
-                opt.zero_grad(set_to_none=True)
-                with plan.autocast(device):
-                    if dist_info.enabled:
-                        loss, phase_stats = objectives[phase.name](inputs)
-                    else:
-                        loss, phase_stats = method.loss(phase.name, inputs)
-                (scaler.scale(loss) if scaler else loss).backward()
-                checked = loss.detach().float()
-                if dist_info.enabled:  # a NaN on any rank stops every rank
-                    checked = dist.mean_scalar(checked)
-                if not math.isfinite(checked.item()):
-                    raise TrainingDiverged(
-                        f"step {step}: {phase.name} loss is {checked.item()}; training stopped, "
-                        f"last good checkpoint: {last_ckpt or 'none'}"
-                    )
-                if scaler:
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    opt.step()
-                stats.report(f"{phase.name}/loss", loss)
-                for name, value in phase_stats.items():
-                    stats.report(name, value)
-            for p in method.parameters():
-                p.requires_grad_(id(p) in trainable)
-            if dist_info.enabled:  # BatchNorm running statistics follow rank 0 (DDP's broadcast_buffers)
-                dist.broadcast_module(method, params=False)
-            for name, value in method.on_step_end(step, real_x, real_y).items():
-                stats.report(name, value)
+        for step in range(s.start, t.steps):
+            _step(s, step)
             done += 1
             finished = step + 1
+            last = finished == t.steps
             bar.update(1)
-            for every, monitor in monitors:
-                if finished % every == 0 or finished == t.steps:
-                    for name, value in monitor(method, finished).items():
+            for every, monitor in s.monitors:
+                if finished % every == 0 or last:
+                    for name, value in monitor(s.method, finished).items():
                         stats.report(name, value)
-            if finished % t.log_every == 0 or finished == t.steps:
-                elapsed = time.perf_counter() - t0
-                last_stats = stats.collect()
-                if dist_info.enabled:
-                    last_stats = dist.mean_over_ranks(last_stats)
-            if main and (finished % t.log_every == 0 or finished == t.steps):
-                row = {"step": finished, "kimg": finished * t.batch_size / 1000,
-                       "images_per_sec": done * t.batch_size / elapsed, **last_stats}
-                log.write(json.dumps(row) + "\n")
-                log.flush()
-                for name, value in row.items():
-                    if name != "step":
-                        writer.add_scalar(name, value, finished)
-                bar.set_postfix({"img/s": f"{row['images_per_sec']:.0f}",
-                                 **{k: f"{v:.3f}" for k, v in last_stats.items() if k.endswith("/loss")}})
-            if main and (finished % t.grid_every == 0 or finished == t.steps):
-                _save_grid(method, cfg, data, run_dir / "grids" / f"step-{finished:08d}.png", device)
-            if finished % t.ckpt_every == 0 or finished == t.steps:
-                if main:
-                    last_ckpt = save_checkpoint(run_dir, finished, method, optimizers, meta, t.keep_ckpts)
-                else:
-                    last_ckpt = checkpoint_path(run_dir, finished)  # what rank 0 writes
+            if finished % t.log_every == 0 or last:
+                last_stats = _log(s, log, finished, done * t.batch_size / (time.perf_counter() - t0), bar)
+            if s.main and (finished % t.grid_every == 0 or last):
+                _save_grid(s, finished)
+            if finished % t.ckpt_every == 0 or last:
+                s.last_ckpt = _checkpoint(s, finished)
     finally:
         bar.close()
-        if main:
-            writer.close()
-            log.close()
+        log.close()
+    # ---------------------------------------------------------------- finish
     elapsed = time.perf_counter() - t0
-    assert last_ckpt is not None  # the last step always writes one
-    return RunResult(run_dir, t.steps, done * t.batch_size / elapsed if done else 0.0, last_stats, last_ckpt)
+    assert s.last_ckpt is not None  # the last step always writes one
+    return RunResult(s.run_dir, t.steps, done * t.batch_size / elapsed if done else 0.0, last_stats, s.last_ckpt)
 
 
 def _rank_main(cfg: Config | None, run_dir: Path, resume: bool, force: bool, progress: bool) -> None:
