@@ -31,11 +31,11 @@ from condgan.config import preset_or_path
 from condgan.config import resolve_config
 from condgan.data import load_dataset
 from condgan.data.base import images_to_unit_range, to_uint8_nhwc
-from condgan.evaluate import evaluate
+from condgan.evaluation.suite import EvalOptions, evaluate
 from condgan.metrics.classifier import default_judge_path, load_judge
 from condgan.metrics.features import judge_extractor
-from condgan.report.grid import class_grid, save_png, tile
-from condgan.sample import generate, load_run
+from condgan.report.grid import save_png, tile
+from condgan.sampling import class_grid, generate, load_run
 from condgan.training.loop import train
 
 METHODS = {  # method → (preset, extra overrides)
@@ -86,19 +86,16 @@ def run_method(name: str, args, real, judge) -> dict:
     if counts.min() < need:
         metrics.remove("diversity")
         diversity_note = f"class {int(counts.argmin())} has {int(counts.min())} samples (< {need})"
-    ev = evaluate(gen_x, gen_y, real, judge=judge, metrics=metrics, pairs=args.pairs, seed=args.seed,
-                  progress=False)
+    ev = evaluate(gen_x, gen_y, real, judge=judge, metrics=metrics,
+                  options=EvalOptions(pairs=args.pairs, seed=args.seed, progress=False))
     m = ev["metrics"]
 
     # Grid: fixed z per row; columns are the classes (cluster ids for selfcond), or plain samples.
     g = torch.Generator().manual_seed(args.seed)
-    with torch.no_grad():
-        if method.conditional:
-            cols = method.num_classes
-            z = method.latent(8, generator=g)
-            canvas = class_grid(method.generate, z, list(range(cols)))
-        else:
-            canvas = tile(to_uint8_nhwc(method.generate(method.latent(80, generator=g), None)), 8, 10)
+    if method.conditional:
+        canvas = class_grid(method, method.latent(8, generator=g), list(range(method.num_classes)))
+    else:
+        canvas = tile(generate(method, 80, seed=args.seed, uint8=True)[0], 8, 10)
     png = save_png(canvas, Path(args.img) / f"compare-{name}.png")
     return {
         "method": name, "steps": result.steps, "train_s": train_s, "train_images_per_sec": result.images_per_sec,

@@ -29,12 +29,15 @@ import torch
 
 def suite(args: argparse.Namespace) -> list[tuple[str, float, float, dict]]:
     from condgan.data import load_dataset
-    from condgan.evaluate import DEFAULT_METRICS, evaluate, load_samples
+    from condgan.evaluation.suite import DEFAULT_METRICS, EvalOptions, evaluate
     from condgan.quickstart import ensure_judge
+    from condgan.samples import check_against, read_samples
 
     real = load_dataset("fashion-mnist", "test")
     if args.samples:
-        gen_x, gen_y = load_samples(args.samples, real, args.pairs)
+        samples = read_samples(args.samples)
+        check_against(samples, real, args.samples, args.pairs)
+        gen_x, gen_y = samples.float_images(), samples.labels
     else:
         gen_x, gen_y = real.x[: args.n], real.y[: args.n].numpy()
     judge = ensure_judge("fashion-mnist")
@@ -42,9 +45,10 @@ def suite(args: argparse.Namespace) -> list[tuple[str, float, float, dict]]:
     rows = []
     for label in ("cold (real features computed, cached)", "warm (real features from cache)"):
         t0, c0 = time.perf_counter(), time.process_time()
-        result = evaluate(gen_x, gen_y, real, judge=judge, metrics=DEFAULT_METRICS, pairs=args.pairs,
-                          train_data=lambda: load_dataset("fashion-mnist", "train"), cache_dir=cache,
-                          out_dir=Path(args.out) / label.split()[0], progress=False)
+        options = EvalOptions(pairs=args.pairs, cache_dir=cache, out_dir=Path(args.out) / label.split()[0],
+                              progress=False)
+        result = evaluate(gen_x, gen_y, real, judge=judge, metrics=DEFAULT_METRICS,
+                          train_data=lambda: load_dataset("fashion-mnist", "train"), options=options)
         rows.append((label, time.perf_counter() - t0, time.process_time() - c0, result))
     print(f"\nsuite on {len(gen_x)} samples of {tuple(gen_x.shape[1:])}, {judge.id}, pairs/class {args.pairs}")
     print("| run | wall (s) | process CPU (s, all threads) |\n|---|---|---|")

@@ -23,7 +23,7 @@ from condgan.data.toy2d import TOYS
 from condgan.nets.pyramid import laplacian_pyramid
 from condgan.report.grid import save_scatter
 from condgan.report.pyramid import lapgan_chain
-from condgan.sample import load_run
+from condgan.sampling import load_run
 from condgan.training.loop import load_training_data
 
 NUM_SAMPLES = 1000

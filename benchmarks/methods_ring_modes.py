@@ -12,7 +12,7 @@ import numpy as np
 
 from condgan.data.toy2d import ring_modes
 from condgan.metrics.modes import mode_metrics, nearest_modes
-from condgan.sample import generate, load_run
+from condgan.sampling import generate, load_run
 
 
 def main(runs: list[str]) -> None:

@@ -12,7 +12,7 @@ from condgan.config import resolve_config
 from condgan.data.toy2d import ring_modes
 from condgan.methods import build_method
 from condgan.nets import DataSpec
-from condgan.sample import load_run
+from condgan.sampling import load_run
 from condgan.training.loop import train
 
 RING = ["data.name=ring", "data.num_samples=2000", "model.hidden=64", "model.z_dim=8", "train.batch_size=64",

@@ -8,7 +8,7 @@ from condgan.errors import ConfigError
 from condgan.methods import StepInputs, build_method
 from condgan.methods.class_splits import ClassSplits, split_classes
 from condgan.nets import DataSpec
-from condgan.sample import generate, load_run
+from condgan.sampling import generate, load_run
 from condgan.run.checkpoint import list_checkpoints, load_checkpoint
 from condgan.training.loop import train
 

@@ -27,7 +27,7 @@ def test_train_then_sample(tmp_path, fashion_dir, capsys):
     assert main(["sample", str(run), "--n", "25", "--out", str(out), "--grid", str(tmp_path / "g.png"),
                  "--device", "cpu"]) == 0
     with np.load(out) as f:
-        assert set(f.files) == {"images", "labels"}
+        assert set(f.files) == {"images", "labels", "label_kind"} and str(f["label_kind"]) == "class"
         assert f["images"].dtype == np.uint8 and f["images"].shape == (25, 28, 28, 1)
         assert f["labels"].dtype == np.int64
         assert np.bincount(f["labels"], minlength=10).tolist() == [3, 3, 3, 3, 3, 2, 2, 2, 2, 2]

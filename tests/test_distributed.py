@@ -14,7 +14,7 @@ from condgan.data.base import to_uint8_nhwc
 from condgan.errors import CondganError, ConfigError
 from condgan.methods import build_method
 from condgan.nets import DataSpec
-from condgan.sample import generate, generate_uint8
+from condgan.sampling import generate
 from condgan import dist as distributed
 from condgan.run.checkpoint import load_checkpoint
 from condgan.training.loop import EpochSampler, train, train_spawned
@@ -45,7 +45,7 @@ def _gather_worker(out: Path) -> None:
     try:
         x = torch.arange(3 + info.rank, dtype=torch.float32).unsqueeze(1) + 10 * info.rank  # sizes 3 and 4
         torch.save(distributed.gather(x), out / f"rank{info.rank}.pt")
-        np.save(out / f"samples{info.rank}.npy", generate_uint8(_tiny_method(), 25, seed=4, batch_size=10)[0])
+        np.save(out / f"samples{info.rank}.npy", generate(_tiny_method(), 25, seed=4, batch_size=10, uint8=True)[0])
         if info.rank == 1:
             raise ConfigError("config field train.batch_size: rank 1 refuses")
     finally:
@@ -76,7 +76,7 @@ def test_gather_concatenates_uneven_shards_in_rank_order_and_user_errors_surface
     with pytest.raises(CondganError, match="^config field train.batch_size: rank 1 refuses$"):
         distributed.spawn(2, _gather_worker, tmp_path)
     expected = torch.tensor([0.0, 1, 2, 10, 11, 12, 13]).unsqueeze(1)
-    whole = generate_uint8(_tiny_method(), 25, seed=4, batch_size=10)[0]  # one process, all 3 batches
+    whole = generate(_tiny_method(), 25, seed=4, batch_size=10, uint8=True)[0]  # one process, all 3 batches
     for rank in (0, 1):
         torch.testing.assert_close(torch.load(tmp_path / f"rank{rank}.pt"), expected)
         np.testing.assert_array_equal(np.load(tmp_path / f"samples{rank}.npy"), whole)
@@ -96,10 +96,10 @@ def test_shard_is_balanced_and_covers_everything():
     assert [list(r) for r in ranges] == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
 
 
-def test_generate_uint8_streams_the_same_samples_as_generate():
+def test_uint8_generation_streams_the_same_samples_as_float():
     method = _tiny_method()
     x, labels = generate(method, 25, seed=4, batch_size=10)
-    u, labels_u = generate_uint8(method, 25, seed=4, batch_size=10)
+    u, labels_u = generate(method, 25, seed=4, batch_size=10, uint8=True)
     assert u.dtype == np.uint8 and u.shape == (25, 28, 28, 1)
     np.testing.assert_array_equal(u, to_uint8_nhwc(x))
     assert torch.equal(labels, labels_u)

@@ -81,8 +81,8 @@ def _bad(env, tmp_path, **arrays):
 
 
 @pytest.mark.parametrize("case, needle", [
-    ("missing", "expected arrays 'images' and 'labels', found ['images']"),
-    ("float", "images: expected uint8 values in [0, 255], found dtype float32"),
+    ("missing", "expected arrays 'images' and 'labels' (label_kind 'class'), found ['images', 'label_kind']"),
+    ("float", "images: expected uint8 N×H×W×C, found float32"),
     ("label_range", "labels: expected values in [0, 10)"),
     ("label_dtype", "labels: expected int64, found dtype float64"),
     ("size", "images: expected N×28×28×1 like fashion-mnist, found shape (300, 32, 32, 1)"),
@@ -93,7 +93,7 @@ def _bad(env, tmp_path, **arrays):
 def test_bad_samples_one_line_exit_2(env, tmp_path, capsys, case, needle):
     images, labels = env["test"].to_uint8_nhwc(), env["test"].y.numpy()
     arrays = {
-        "missing": dict(images=images),
+        "missing": dict(images=images, label_kind=np.asarray("class")),
         "float": dict(images=images.astype(np.float32) / 255, labels=labels),
         "label_range": dict(images=images, labels=labels + 1),
         "label_dtype": dict(images=images, labels=labels.astype(np.float64)),

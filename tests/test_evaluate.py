@@ -11,7 +11,8 @@ import torch
 from cli_data import write_fashion_like
 from condgan.data import load_dataset
 from condgan.errors import ConfigError
-from condgan.evaluate import EVAL_METRICS, evaluate, sweep_resolutions
+from condgan.evaluation.metrics import EVAL_METRICS, sweep_resolutions
+from condgan.evaluation.suite import EvalOptions, evaluate
 from condgan.metrics.discriminability import resolution_sweep
 from condgan.metrics.classifier import save_judge, train_judge
 from condgan.metrics.features import judge_extractor, real_features
@@ -32,13 +33,16 @@ def setup(tmp_path_factory):
 
 
 def _eval(setup, x, y, metrics, **kw):
-    return evaluate(x, y, setup["test"], judge=setup["judge"], metrics=metrics, progress=False,
-                    cache_dir=setup["root"] / "cache", train_data=lambda: setup["train"], **kw)
+    run = kw.pop("run", None)
+    options = EvalOptions(progress=False, cache_dir=setup["root"] / "cache", **kw)
+    return evaluate(x, y, setup["test"], judge=setup["judge"], metrics=metrics, train_data=lambda: setup["train"],
+                    run=run, options=options)
 
 
 def test_registry_names():
     assert EVAL_METRICS.names() == sorted(["is", "fid", "kid", "prdc", "intra_fid", "accuracy", "resolution_sweep",
-                                           "diversity", "correlation", "memorization", "interpolation"])
+                                           "diversity", "correlation", "memorization", "interpolation",
+                                           "cluster_agreement"])
 
 
 def test_sweep_resolutions():
@@ -161,10 +165,11 @@ def test_monitor_wired_from_config(setup, tmp_path):
 
 def test_evaluate_without_judge_only_for_pixel_metrics(setup):
     test = setup["test"]
-    out = evaluate(test.x[:200], test.y[:200].numpy(), test, metrics=["diversity"], pairs=10, progress=False)
+    out = evaluate(test.x[:200], test.y[:200].numpy(), test, metrics=["diversity"],
+                   options=EvalOptions(pairs=10, progress=False))
     assert out["extractors"]["diversity"].startswith("pixels:")
     with pytest.raises(ConfigError, match="metric fid: expected a judge"):
-        evaluate(test.x[:200], test.y[:200].numpy(), test, metrics=["fid"], progress=False)
+        evaluate(test.x[:200], test.y[:200].numpy(), test, metrics=["fid"], options=EvalOptions(progress=False))
 
 
 def test_feature_extractor_ids_per_metric(setup, monkeypatch, tmp_path):
@@ -175,7 +180,7 @@ def test_feature_extractor_ids_per_metric(setup, monkeypatch, tmp_path):
                      torch.device("cpu"))
     test = setup["test"]
     out = evaluate(test.x[:200], test.y[:200].numpy(), test, judge=setup["judge"], features=fake,
-                   metrics=["fid", "is", "accuracy"], cache_dir=tmp_path, progress=False)
+                   metrics=["fid", "is", "accuracy"], options=EvalOptions(cache_dir=tmp_path, progress=False))
     assert out["extractors"] == {"fid": fake.id, "is": fake.id, "accuracy": setup["judge"].id}
     assert any(fake.id.replace(":", "_") in p.name for p in tmp_path.iterdir())
     monkeypatch.setenv("CONDGAN_INCEPTION_WEIGHTS", "/w.pth")
@@ -183,7 +188,7 @@ def test_feature_extractor_ids_per_metric(setup, monkeypatch, tmp_path):
 
 
 def test_nearest_l2_matches_exact_search():
-    from condgan.evaluate import nearest_l2
+    from condgan.metrics.memorization import nearest_l2
     from condgan.metrics.memorization import nearest_neighbours
 
     g = torch.Generator().manual_seed(0)

@@ -8,7 +8,8 @@ from condgan.cli import main
 from condgan.config import resolve_config
 from condgan.methods import StepInputs, build_method
 from condgan.nets import DataSpec
-from condgan.sample import generate, save_samples
+from condgan.samples import make_samples, write_samples
+from condgan.sampling import generate
 
 from ring_learning import mean_nearest_distance, near_mode_share, train_ring
 
@@ -58,8 +59,8 @@ def test_unconditional_nets_and_samples_without_labels(tmp_path):
     torch.testing.assert_close(method.generate(z, torch.zeros(5, dtype=torch.long)), method.generate(z, None))
     x, labels = generate(method, 7)
     assert labels is None and x.shape == (7, 2)
-    with np.load(save_samples(tmp_path / "s.npz", x, labels)) as f:
-        assert f.files == ["points"]
+    with np.load(write_samples(tmp_path / "s.npz", make_samples(x.numpy(), labels, "none"))) as f:
+        assert sorted(f.files) == ["label_kind", "points"] and str(f["label_kind"]) == "none"
 
 
 def test_learns_the_ring(tmp_path):

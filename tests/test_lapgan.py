@@ -14,7 +14,7 @@ from condgan.nets import DataSpec
 from condgan.nets.pyramid import (downsample, gaussian_pyramid, laplacian_pyramid, level_sizes, reconstruct,
                                   upsample)
 from condgan.report.pyramid import lapgan_chain
-from condgan.sample import load_run
+from condgan.sampling import load_run
 from condgan.training.loop import load_training_data, train
 
 SMALL = ["model.g_channels=4", "model.d_channels=4", "model.hidden=32", "model.z_dim=8"]
@@ -148,7 +148,8 @@ def test_lapgan_learns_pyramid_statistics_and_draws_the_chain(tmp_path):
     assert cli.main(["sample", str(run), "--n", "5", "--out", str(out), "--grid", str(tmp_path / "g.png"),
                      "--grid-rows", "2", "--device", "cpu"]) == 0
     with np.load(out) as f:  # unconditional: images only, no labels
-        assert set(f.files) == {"images"} and f["images"].shape == (5, 16, 16, 1)
+        assert set(f.files) == {"images", "label_kind"} and f["images"].shape == (5, 16, 16, 1)
+        assert str(f["label_kind"]) == "none"
     with Image.open(tmp_path / "g.png") as img:  # one column (no classes) of 2 rows
         assert img.size[1] > img.size[0]
 

@@ -13,7 +13,7 @@ from condgan.data.toy2d import ring_modes
 from condgan.errors import ConfigError
 from condgan.methods import build_method
 from condgan.methods.selfcond import cluster_purity, kmeans, match_clusters
-from condgan.sample import load_run
+from condgan.sampling import load_run
 from condgan.training import loop
 from condgan.run.checkpoint import list_checkpoints, load_checkpoint
 from condgan.training.loop import train

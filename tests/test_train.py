@@ -9,7 +9,7 @@ from condgan.config import resolve_config
 from condgan.data.toy2d import ring_modes
 from condgan.errors import RunDirError, TrainingDiverged
 from condgan.methods.acgan import ACGAN
-from condgan.sample import load_run
+from condgan.sampling import load_run
 from condgan.run.checkpoint import list_checkpoints, load_checkpoint
 from condgan.training.loop import train
 

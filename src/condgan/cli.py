@@ -86,25 +86,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
-    from condgan.report.grid import class_grid, save_png
-    from condgan.sample import check_classes, generate_uint8, load_run, save_samples
     from condgan.device import resolve_device
+    from condgan.report.grid import save_png
+    from condgan.samples import write_samples
+    from condgan.sampling import Classes, check_classes, class_grid, draw_samples, load_run
 
     if args.n <= 0:
         raise ConfigError(f"--n: expected a positive number of samples, found {args.n}")
+    if args.grid and args.grid_rows < 1:
+        raise ConfigError(f"--grid-rows: expected a positive number of rows, found {args.grid_rows}")
     device = resolve_device(args.device)
     run = load_run(args.run, args.checkpoint, device)
     classes = _parse_classes(args.classes)
-    x, labels = generate_uint8(run.method, args.n, classes, seed=args.seed, device=device)
-    path = save_samples(args.out, x, labels)
-    print(f"wrote {len(x)} samples to {path} (step {run.step}, {run.checkpoint})")
+    samples = draw_samples(run.method, args.n, Classes.balanced(classes), seed=args.seed, device=device)
+    path = write_samples(args.out, samples)
+    print(f"wrote {len(samples)} samples to {path} (step {run.step}, {run.checkpoint}; labels: {samples.label_kind})")
     if args.grid:
         if len(run.sample_shape) != 3:
             raise ConfigError("--grid: class grids are for image models; 2D models are plotted by `condgan eval`")
-        gen = torch.Generator().manual_seed(args.seed)
-        z = run.method.latent(args.grid_rows, generator=gen).to(device)
+        z = run.method.latent(args.grid_rows, generator=torch.Generator().manual_seed(args.seed))
         cols = check_classes(classes, max(run.method.num_classes, 1))  # Self-Cond GAN: cluster ids
-        print(f"wrote grid {save_png(class_grid(run.method.generate, z, cols), args.grid)}")
+        print(f"wrote grid {save_png(class_grid(run.method, z, cols, device), args.grid)}")
     return 0
 
 
@@ -154,16 +156,22 @@ def cmd_classifier_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from condgan.evaluate import parse_metrics, run_eval
+    from condgan.evaluation.run import EvalRequest, run_eval
+    from condgan.evaluation.suite import EvalOptions, parse_metrics
     from condgan.metrics.features import inception_weights_from_env
 
-    result = run_eval(out_dir=args.out, samples=args.samples, real=args.real, data_dir=args.data_dir, run=args.run,
-                      n=args.n, metrics=parse_metrics(args.metrics, args.run is not None), pairs=args.pairs,
-                      judge_path=args.judge, inception_weights=inception_weights_from_env(args.inception_weights),
-                      seed=args.seed, progress=not args.no_progress)
+    metrics = parse_metrics(args.metrics)
+    weights = inception_weights_from_env(args.inception_weights)
+    req = EvalRequest(out_dir=Path(args.out), samples=Path(args.samples) if args.samples else None,
+                      run=Path(args.run) if args.run else None, n=args.n, real=args.real, data_dir=args.data_dir,
+                      metrics=tuple(metrics) if metrics else None, judge_path=Path(args.judge) if args.judge else None,
+                      inception_weights=Path(weights) if weights else None, device=args.device)
+    result = run_eval(req, EvalOptions(pairs=args.pairs, seed=args.seed, progress=not args.no_progress))
     for name, extractor in result["extractors"].items():
-        head = {k: v for k, v in result["metrics"].items() if k in result["keys"][name] and "/class_" not in k}
+        head = {k: v for k, v in result["metrics"].items() if k in result["keys"][name] and "/" not in k}
         print(f"{name:17s} [{extractor}] " + ", ".join(f"{k}={v:.4g}" for k, v in head.items()))
+    for name, why in result["skipped"].items():
+        print(f"{name:17s} skipped: {why}")
     print(f"wrote {Path(args.out) / 'metrics.json'} and {Path(args.out) / 'report.html'}")
     return 0
 
@@ -198,6 +206,10 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from condgan.evaluation.metrics import EVAL_METRICS
+    from condgan.evaluation.suite import DEFAULT_METRICS
+    from condgan.methods import METHODS
+
     parser = argparse.ArgumentParser(prog="condgan", description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
 
@@ -210,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--method", help="training objective (method.name), e.g. acgan, gan, cgan")
+    p.add_argument("--method", help=f"training objective (method.name): {', '.join(METHODS.names())}")
     p.add_argument("--data", help="dataset name (data.name)")
     p.add_argument("--data-dir", help="where the dataset's files are (data.data_dir)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="config override (repeatable)")
@@ -264,14 +276,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="where the real dataset's files are")
     p.add_argument("--run", help="a run directory to sample from instead of --samples")
     p.add_argument("--n", type=int, default=10_000, help="samples drawn from --run")
-    p.add_argument("--metrics", help="comma-separated subset of: is, fid, kid, prdc, intra_fid, accuracy, "
-                   "resolution_sweep, diversity, correlation, memorization, interpolation (default: all but "
-                   "interpolation)")
+    p.add_argument("--metrics", help=f"comma-separated subset of: {', '.join(EVAL_METRICS.names())} (default: "
+                   f"{', '.join(DEFAULT_METRICS)}; with --run also interpolation; for Self-Cond GAN samples also "
+                   "cluster_agreement)")
     p.add_argument("--pairs", type=int, default=100, help="MS-SSIM pairs per class (diversity)")
     p.add_argument("--judge", help="judge safetensors (default: the cached one for the dataset)")
     p.add_argument("--inception-weights", help="FID Inception weights for is/fid/kid/prdc/intra_fid "
                    "(default: $CONDGAN_INCEPTION_WEIGHTS, else the judge)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                   help="where the judge, Inception and a --run's generator run")
     p.add_argument("--out", required=True, help="report directory")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(fn=cmd_eval)

@@ -15,8 +15,9 @@ from condgan.config import preset_or_path
 from condgan.config import resolve_config
 from condgan.data import load_dataset
 from condgan.metrics.classifier import default_judge_path, load_judge, save_judge, train_judge
-from condgan.report.grid import class_grid, save_png
-from condgan.sample import generate, load_run, save_samples
+from condgan.report.grid import save_png
+from condgan.samples import write_samples
+from condgan.sampling import class_grid, draw_samples, load_run
 from condgan.training.loop import train
 from condgan.run.directory import holds_run
 
@@ -39,12 +40,12 @@ def run_quickstart(out: Path, steps: int = 2000, force: bool = False, n_samples:
     result = train(cfg, out, resume=holds_run(out) and not force, force=force)
     judge = ensure_judge(cfg.data.name)
     run = load_run(out)
-    x, labels = generate(run.method, n_samples)
-    save_samples(out / "samples.npz", x, labels)
-    _, logits = judge.run(x)
-    accuracy = float((logits.argmax(1) == labels).float().mean())
+    samples = draw_samples(run.method, n_samples)
+    write_samples(out / "samples.npz", samples)
+    _, logits = judge.run(samples.float_images())
+    accuracy = float((logits.argmax(1).numpy() == samples.labels).mean())
     z = run.method.latent(10, generator=torch.Generator().manual_seed(0))
-    grid = save_png(class_grid(run.method.generate, z, list(range(run.num_classes))), out / "grid.png")
+    grid = save_png(class_grid(run.method, z, list(range(run.num_classes))), out / "grid.png")
     numbers = {"steps": float(run.step), "train_images_per_sec": result.images_per_sec,
                "judge_accuracy_on_samples": accuracy, "judge_accuracy_on_real_test": judge.test_accuracy}
     print(f"\nAC-GAN on Fashion-MNIST, {run.step} steps of {cfg.train.batch_size} images")

@@ -44,7 +44,8 @@ from condgan.errors import ConfigError, RunDirError
 from condgan.methods import METHODS
 from condgan.metrics.modes import NUM_EVAL_SAMPLES, classify_stacked, mode_metrics, stacked_metrics
 from condgan.report.grid import save_scatter
-from condgan.sample import load_run, save_samples
+from condgan.samples import write_samples
+from condgan.sampling import Classes, draw_samples, load_run
 from condgan.io import atomic_write
 from condgan.training.loop import train
 from condgan.run.directory import CONFIG_FILE
@@ -96,19 +97,6 @@ def trial_config(method: str, dataset: str, trial: int, steps: int, overrides: S
     return resolve_config(base=base, overrides=list(overrides))
 
 
-@torch.no_grad()
-def draw_samples(method: torch.nn.Module, n: int, seed: int, batch_size: int = 5000) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """n samples conditioned on classes from the method's own `sample_classes` (see module docstring)."""
-    gen = torch.Generator().manual_seed(seed)
-    labels = method.sample_classes(n, generator=gen) if method.conditional else None
-    out = []
-    for start in range(0, n, batch_size):
-        stop = min(n, start + batch_size)
-        z = method.latent(stop - start, generator=gen)
-        out.append(method.generate(z, labels[start:stop] if labels is not None else None).cpu())
-    return torch.cat(out), labels
-
-
 def evaluate_2d(points: np.ndarray, dataset: str) -> dict[str, float]:
     """Table metrics with the Euclidean 3σ rule, plus the official square rule's under `*_linf`."""
     means, std = TOYS[dataset]()
@@ -135,19 +123,20 @@ def run_trial(trial: Trial, cfg: Config, out: Path, num_eval: int, classify: Cal
     t0 = time.perf_counter()
     train(cfg, run_dir, resume=(run_dir / CONFIG_FILE).exists(), progress=progress)
     run = load_run(run_dir)
-    x, labels = draw_samples(run.method, num_eval, seed=trial.index)
-    save_samples(run_dir / "samples.npz", x, labels)
+    samples = draw_samples(run.method, num_eval, Classes.prior(), seed=trial.index)
+    write_samples(run_dir / "samples.npz", samples)
+    x, labels = samples.data, samples.labels
     if trial.dataset in DATASETS_2D:
-        metrics = evaluate_2d(x.numpy(), trial.dataset)
+        metrics = evaluate_2d(x, trial.dataset)
         means = TOYS[trial.dataset]()[0].numpy()
         shown = slice(0, min(len(x), 5000))
-        save_scatter(x[shown].numpy(), labels[shown].numpy() if labels is not None else None,
+        save_scatter(x[shown], labels[shown] if labels is not None else None,
                      out / "plots" / f"{trial.key}.png", modes=means,
                      title=f"{trial.method} on {trial.dataset}, trial {trial.index}: {metrics['modes']:.0f} modes, "
                            f"{metrics['hq_percent']:.1f}% HQ")
     else:
         assert classify is not None  # run_bench loads the judge for stacked datasets
-        metrics = stacked_metrics(classify_stacked(x, classify))
+        metrics = stacked_metrics(classify_stacked(samples.float_images(), classify))
     row = {"method": trial.method, "dataset": trial.dataset, "trial": trial.index, "steps": cfg.train.steps,
            "num_eval": num_eval, "extractor": extractor, "seconds": time.perf_counter() - t0,
            "metrics": metrics, "config": cfg.to_dict()}

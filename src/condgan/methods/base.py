@@ -49,6 +49,12 @@ class Method(nn.Module):
         self.num_classes = num_classes
         self.z_dim = z_dim
 
+    @property
+    def label_kind(self) -> str:
+        """What the conditioning labels are: "class" (dataset classes), "cluster" (the method's
+        own pseudo-classes, e.g. Self-Cond GAN), or "none" (unconditional); see condgan.samples."""
+        return "class" if self.conditional else "none"
+
     def phases(self) -> list[Phase]:
         raise NotImplementedError
 

@@ -40,12 +40,12 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
-from sklearn.metrics.cluster import contingency_matrix
 from torch import nn
 
 from condgan.config import Config
 from condgan.errors import ConfigError
 from condgan.methods.base import Method, Phase, StepInputs
+from condgan.metrics.clusters import cluster_purity
 
 FEATURE_BATCH = 1000  # samples per forward pass when extracting D's features for k-means
 ASSIGN_CHUNK = 5000  # samples whose features are held at once when assigning the training set to clusters
@@ -66,11 +66,6 @@ def match_clusters(new: np.ndarray, old: np.ndarray, k: int) -> np.ndarray:
     return perm
 
 
-def cluster_purity(labels: np.ndarray, clusters: np.ndarray) -> float:
-    """Purity = (1/N) Σ_clusters max_class |cluster ∩ class| (Manning et al., IR book §16.3)."""
-    table = contingency_matrix(labels, clusters)  # classes × clusters
-    return float(table.max(axis=0).sum() / len(labels))
-
 
 def kmeans(features: np.ndarray, k: int, seed: int, init_labels: np.ndarray | None = None) -> KMeans:
     """k-means on `features` (N×F): k-means++ seeding, or the centroids of `init_labels`.
@@ -90,6 +85,7 @@ def kmeans(features: np.ndarray, k: int, seed: int, init_labels: np.ndarray | No
 
 class SelfCondGAN(Method):
     conditional = True
+    label_kind = "cluster"  # type: ignore[assignment]  # cluster ids, not dataset classes
 
     def __init__(self, G: nn.Module, D: nn.Module, cfg: Config, num_samples: int) -> None:
         k = cfg.method.num_clusters

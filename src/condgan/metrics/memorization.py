@@ -6,7 +6,8 @@ images do.
 Nearest neighbours are exhaustive (exact, no index), a block of queries against a block of
 references at a time, keeping the k best per query. L1 distances are sums of absolute
 differences; L2 distances are computed from differences as well, never through
-||a||^2 + ||b||^2 - 2 a·b, whose cancellation would be worst exactly for near-copies.
+||a||^2 + ||b||^2 - 2 a·b, whose cancellation would be worst exactly for near-copies; `nearest_l2`
+uses that expansion for the share metric only, where distances are far from zero (see its docstring).
 """
 
 from __future__ import annotations
@@ -108,3 +109,21 @@ def memorization_share(sample_nn_dist: ArrayLike, test_nn_dist: ArrayLike, quant
     tau = float(np.quantile(nearest[1], quantile))
     return {"memorization_share": float((nearest[0] < tau).mean()), "memorization_threshold": tau,
             "memorization_quantile": float(quantile)}
+
+
+def nearest_l2(queries: torch.Tensor, references: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
+    """Euclidean distance from each query row to its nearest reference row, exhaustively.
+
+    Squared distances as ||q||^2 + ||r||^2 - 2 q·r through float32 matrix products (BLAS), clamped
+    at 0: ~50x faster than `memorization.nearest_neighbours`' difference-based search, which the
+    suite keeps for the displayed neighbours. The rounding error of the expansion, about
+    1e-7 ||q||^2, is far below the distances that set the memorisation threshold (a test image's
+    nearest training image is not a near-copy), so shares are unaffected.
+    """
+    q, r = queries.flatten(1).float(), references.flatten(1).float()
+    r_sq = (r * r).sum(1)
+    best = torch.full((q.shape[0],), float("inf"))
+    for s in range(0, r.shape[0], batch_size):
+        block = r_sq[None, s:s + batch_size] - 2.0 * q @ r[s:s + batch_size].T
+        best = torch.minimum(best, block.min(1).values)
+    return (best + (q * q).sum(1)).clamp_min(0.0).sqrt().double().numpy()

@@ -1,14 +1,12 @@
-"""Image grids (PNG) and the AC-GAN paper's class grid (fig. 9: rows share z, columns are classes)."""
+"""Image grids (PNG) and scatter plots of 2D samples; the class grid itself is drawn by condgan.sampling.class_grid."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from condgan.data.base import to_uint8_nhwc
 from condgan.report.plotting import pyplot, save_figure
 from condgan.io import atomic_write
 
@@ -30,15 +28,6 @@ def save_png(canvas: np.ndarray, path: str | Path) -> Path:
     mode_img = Image.fromarray(canvas[..., 0] if canvas.shape[-1] == 1 else canvas)
     atomic_write(path, lambda tmp: mode_img.save(tmp, format="PNG"))
     return path
-
-
-@torch.no_grad()
-def class_grid(generate, z: torch.Tensor, classes: list[int]) -> np.ndarray:
-    """Paper fig. 9 layout: row i uses z[i] for every class; column j is class classes[j]."""
-    rows, cols = z.shape[0], len(classes)
-    zz = z.repeat_interleave(cols, dim=0)
-    cc = torch.tensor(classes, device=z.device).repeat(rows)
-    return tile(to_uint8_nhwc(generate(zz, cc)), rows, cols)
 
 
 def save_scatter(points: np.ndarray, labels: np.ndarray | None, path: str | Path,

@@ -11,7 +11,7 @@ from condgan.io import atomic_write
 
 
 def write_report(result: dict, out_dir: str | Path, title: str = "condgan evaluation") -> tuple[Path, Path]:
-    """Write `metrics.json` and `report.html` for a result of `condgan.evaluate.evaluate`."""
+    """Write `metrics.json` and `report.html` for a result of `condgan.evaluation.suite.evaluate`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "metrics.json"
@@ -33,6 +33,9 @@ def write_report(result: dict, out_dir: str | Path, title: str = "condgan evalua
         secs = result["seconds"].get(name, 0.0)
         rows.append(f"<h3>{html.escape(name)}</h3><p class=x>extractor: <code>{html.escape(extractor)}</code>"
                     f" &middot; {secs:.1f} s</p><table>{cells}</table>{more}")
+    skipped = "".join(f"<li><b>{html.escape(n)}</b>: {html.escape(why)}</li>" for n, why in result["skipped"].items())
+    if skipped:
+        rows.append(f"<h3>skipped</h3><ul>{skipped}</ul>")
     figures = "".join(f"<figure><img src='{html.escape(f)}'><figcaption>{html.escape(n)}</figcaption></figure>"
                       for n, f in result["figures"].items())
     inputs = html.escape(json.dumps(result["inputs"], indent=1))

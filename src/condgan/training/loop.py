@@ -36,11 +36,12 @@ from condgan.device import resolve_device
 from condgan.errors import ConfigError, TrainingDiverged
 from condgan.methods import Method, Phase, StepInputs, build_method
 from condgan.nets import DataSpec
-from condgan.report.grid import class_grid, save_png, save_scatter
+from condgan.report.grid import save_png, save_scatter
 from condgan import dist
 from condgan.training import distributed, stats
 from condgan.run.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, load_model_state, save_checkpoint
 from condgan.run.directory import METRICS_FILE, prepare_run_dir, truncate_metrics
+from condgan.sampling import Classes, class_grid, generate
 from condgan.training.monitor import CollapseMonitor
 from condgan.training.speed import SpeedPlan, grad_scaler, resolve_speed, set_determinism
 
@@ -337,22 +338,18 @@ def _log(s: Session, log: RunLog, finished: int, images_per_sec: float, bar: tqd
 
 def _save_grid(s: Session, finished: int) -> None:
     """Rank 0: the class grid (images) or a scatter plot (2D points) under grids/."""
-    cfg, method, device = s.cfg, s.method, s.device
+    method, seed = s.method, derive_seed(s.cfg.train.seed, STREAM_GRID, 0)
     path = s.run_dir / "grids" / f"step-{finished:08d}.png"
-    gen = torch.Generator().manual_seed(derive_seed(cfg.train.seed, STREAM_GRID, 0))
     was_training = method.training
     method.eval()
-    with torch.no_grad():
-        if s.data.x.dim() == 4:
-            z = method.latent(cfg.train.grid_rows, generator=gen).to(device)
-            classes = list(range(max(method.num_classes, 1)))  # the model's classes (Self-Cond GAN: clusters)
-            save_png(class_grid(method.generate, z, classes), path)
-        else:
-            n = 2000
-            z = method.latent(n, generator=gen).to(device)
-            c = method.sample_classes(n, generator=gen).to(device)
-            points = method.generate(z, c).cpu().numpy()
-            save_scatter(points, c.cpu().numpy(), path, title=path.stem)
+    if s.data.x.dim() == 4:
+        z = method.latent(s.cfg.train.grid_rows, generator=torch.Generator().manual_seed(seed))
+        classes = list(range(max(method.num_classes, 1)))  # the model's classes (Self-Cond GAN: clusters)
+        save_png(class_grid(method, z, classes, s.device), path)
+    else:
+        points, labels = generate(method, 2000, Classes.prior(), seed=seed, device=s.device, uint8=True,
+                                  all_ranks=False)
+        save_scatter(points, labels.numpy() if labels is not None else None, path, title=path.stem)
     method.train(was_training)
 
 

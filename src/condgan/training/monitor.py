@@ -22,7 +22,9 @@ import torch
 from tqdm import tqdm
 
 from condgan.data import LabelledData
+from condgan.evaluation.suite import EvalOptions, evaluate
 from condgan.metrics.correlation import per_class_values
+from condgan.sampling import Classes, generate
 
 SAMPLES_PER_CLASS = 20  # 190 distinct pairs per class available
 PAIRS = 50
@@ -31,7 +33,7 @@ PAIRS = 50
 class CollapseMonitor:
     """`monitor(method, step) -> stats`: the trainer's periodic monitor hook (train.loop.Monitor).
 
-    Each check runs the suite's "diversity" metric (`condgan.evaluate.evaluate`, STYLE #4) on the
+    Each check runs the suite's "diversity" metric (`condgan.evaluation.suite.evaluate`, STYLE #4) on the
     fresh samples against a fixed real subset.
     """
 
@@ -55,18 +57,14 @@ class CollapseMonitor:
 
     @torch.no_grad()
     def __call__(self, method, step: int) -> dict[str, float]:
-        from condgan.evaluate import evaluate
-
         device = next(method.parameters()).device
-        gen = torch.Generator().manual_seed(self.seed)
         labels = torch.arange(self.num_classes).repeat_interleave(SAMPLES_PER_CLASS)
-        z = method.latent(len(labels), generator=gen)
         was_training = method.training
         method.eval()
-        x = method.generate(z.to(device), labels.to(device)).float().cpu()
+        x, _ = generate(method, len(labels), Classes.given(labels), seed=self.seed, device=device)
         method.train(was_training)
-        m = evaluate(x, labels.numpy(), self.real, metrics=["diversity"], pairs=self.pairs, seed=self.seed,
-                     progress=False)["metrics"]
+        m = evaluate(x, labels.numpy(), self.real, metrics=["diversity"],
+                     options=EvalOptions(pairs=self.pairs, seed=self.seed, progress=False))["metrics"]
         per_class = per_class_values(m, "msssim_gen")
         threshold = float(per_class_values(m, "msssim_real").max())
         above = int((per_class > threshold).sum())

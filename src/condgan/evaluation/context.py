@@ -1,0 +1,87 @@
+"""One evaluation's inputs and the features already extracted from them (each computed once)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from condgan.data import LabelledData
+from condgan.errors import ConfigError
+from condgan.metrics.features import Extractor, real_features
+from condgan.registry import Registry
+
+
+@dataclass
+class EvalContext:
+    """Inputs of one evaluation and the features already extracted from them (computed once)."""
+
+    gen_x: torch.Tensor
+    gen_y: np.ndarray | None  # the labels the samples were conditioned on (None: unconditional)
+    label_kind: str  # "class" | "cluster" | "none" (condgan.samples)
+    real: LabelledData
+    judge: Extractor | None
+    features: Extractor | None
+    train_data: Callable[[], LabelledData] | None = None
+    run: object | None = None  # condgan.sampling.LoadedRun, for interpolation
+    pairs: int = 100
+    seed: int = 0
+    out_dir: Path | None = None
+    progress: bool = True
+    cache_dir: Path | None = None
+    use_cache: bool = True
+    cache_hits: dict[str, bool] = field(default_factory=dict)
+    figures: dict[str, str] = field(default_factory=dict)
+    registry: Registry | None = None  # the metric registry `result` computes from
+    _memo: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return self.real.num_classes
+
+    def memo(self, key: str, make: Callable[[], object]):
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    def gen(self, ex: Extractor) -> tuple[np.ndarray, np.ndarray]:
+        """(features, logits) of the generated set through `ex`."""
+        return self.memo(f"gen:{ex.id}", lambda: ex.extract(self.gen_x, desc="samples", progress=self.progress))
+
+    def cached_real(self, data: LabelledData, split: str, ex: Extractor) -> tuple[np.ndarray, np.ndarray]:
+        """(features, logits) of a real set through `ex`, from the on-disk cache when present."""
+        def make():
+            feats, logits, hit = real_features(data, split, ex, cache_dir=self.cache_dir, use_cache=self.use_cache,
+                                               progress=self.progress)
+            self.cache_hits[f"{data.name}/{split}/{ex.id}"] = hit
+            return feats, logits
+        return self.memo(f"{split}:{ex.id}", make)
+
+    def real_test(self, ex: Extractor) -> tuple[np.ndarray, np.ndarray]:
+        return self.cached_real(self.real, "test", ex)
+
+    def train(self) -> LabelledData:
+        if self.train_data is None:
+            raise ConfigError("metric memorization needs the real training set; none was given")
+        return self.memo("train_data", self.train_data)
+
+    def real_train(self, ex: Extractor) -> tuple[np.ndarray, np.ndarray]:
+        return self.cached_real(self.train(), "train", ex)
+
+    def result(self, name: str) -> dict[str, float]:
+        """A metric's result, computed once (correlation reuses accuracy and diversity)."""
+        assert self.registry is not None  # set by condgan.evaluation.suite.evaluate
+        return self.memo(f"metric:{name}", lambda: self.registry.get(name).fn(self))
+
+    def figure(self, name: str) -> Path | None:
+        """Path for figure `name` (PNG) when figures are written, else None."""
+        if self.out_dir is None:
+            return None
+        path = self.out_dir / f"{name}.png"
+        self.figures[name] = path.name
+        return path
+
+

@@ -1,0 +1,190 @@
+"""Generation from a trained run: load its model, and the one sampling function.
+
+`generate(method, n, classes)` is how every part of condgan draws samples (`condgan sample`, grids,
+the collapse monitor, `condgan eval --run`, the benchmarks). Which classes the samples are
+conditioned on is always explicit, a `Classes`:
+
+    Classes.balanced([3, 7])   ⌊n/K⌋ or ⌈n/K⌉ samples of each listed class (default: all classes)
+    Classes.prior()            the method's training distribution (`Method.sample_classes`: uniform
+                               classes, or Self-Cond GAN's cluster sizes)
+    Classes.given(labels)      exactly these labels (e.g. a grid's columns)
+
+Unconditional methods ignore the classes and return no labels. Noise comes from one generator
+seeded by `seed`, drawn batch by batch in order, so sample i is the same whatever the batch size
+of the consumer, the number of ranks (batches are shared out over torch.distributed ranks and
+gathered), or the output type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from condgan.config import Config, load_config, resolve_config
+from condgan.data.base import to_uint8_nhwc
+from condgan.dist import DistInfo, gather, shard
+from condgan.errors import CheckpointError, ConfigError
+from condgan.methods import Method, build_method
+from condgan.nets import DataSpec
+from condgan.report.grid import tile
+from condgan.run.checkpoint import latest_checkpoint, load_checkpoint, load_model_state
+from condgan.run.directory import CONFIG_FILE
+from condgan.samples import Samples, make_samples
+
+
+@dataclass
+class LoadedRun:
+    method: Method
+    config: Config
+    class_names: list[str]
+    sample_shape: tuple[int, ...]
+    step: int
+    checkpoint: Path
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def load_run(run: str | Path, checkpoint: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedRun:
+    """The model of a run directory (its newest checkpoint unless `checkpoint` is given), in eval mode."""
+    run = Path(run)
+    path = Path(checkpoint) if checkpoint else latest_checkpoint(run)
+    if path is None:
+        raise CheckpointError(f"run {run}: no checkpoint found under {run / 'checkpoints'}")
+    state = load_checkpoint(path)
+    meta = state["meta"]
+    try:
+        cfg = resolve_config(base=meta["config"])
+        spec = DataSpec(tuple(meta["sample_shape"]), int(meta["num_classes"]), int(meta.get("num_samples", 0)))
+        names = list(meta["class_names"])
+    except (KeyError, TypeError, ConfigError) as exc:
+        raise CheckpointError(f"checkpoint {path}: metadata is incomplete or invalid ({exc})") from None
+    run_config = run / CONFIG_FILE
+    if run_config.exists():  # the checkpoint must be one of this run's model
+        _check_same_model(load_config(run_config), cfg, path)
+    method = build_method(cfg, spec)
+    load_model_state(method, state["model"], path)
+    method.to(device).eval()
+    return LoadedRun(method, cfg, names, spec.sample_shape, int(state["step"]), path)
+
+
+def _check_same_model(run_cfg: Config, ckpt_cfg: Config, path: Path) -> None:
+    """Refuse a checkpoint whose data/model/method settings differ from the run's config."""
+    for section in ("data", "model", "method"):
+        ours, theirs = getattr(run_cfg, section).__dict__, getattr(ckpt_cfg, section).__dict__
+        for key in ours:
+            if key != "data_dir" and ours[key] != theirs[key]:
+                raise CheckpointError(
+                    f"checkpoint {path}: made for another architecture: {section}.{key} is {theirs[key]!r} "
+                    f"there, {ours[key]!r} in this run's {CONFIG_FILE}"
+                )
+
+
+def check_classes(classes: list[int] | None, num_classes: int) -> list[int]:
+    """`classes` checked against the model's range (None or empty: all of them)."""
+    if not classes:
+        return list(range(num_classes))
+    bad = [c for c in classes if not 0 <= c < num_classes]
+    if bad:
+        raise ConfigError(f"--classes: expected class indices in [0, {num_classes}), found {bad[0]}")
+    return list(classes)
+
+
+@dataclass(frozen=True)
+class Classes:
+    """The class distribution of generated samples; build with `balanced`, `prior` or `given`."""
+
+    kind: str
+    classes: tuple[int, ...] = ()  # balanced: the classes cycled through (empty: all)
+    labels: torch.Tensor | None = None  # given: one label per sample
+
+    @staticmethod
+    def balanced(classes: list[int] | None = None) -> "Classes":
+        return Classes("balanced", tuple(classes or ()))
+
+    @staticmethod
+    def prior() -> "Classes":
+        return Classes("prior")
+
+    @staticmethod
+    def given(labels: torch.Tensor) -> "Classes":
+        return Classes("given", labels=labels.long().cpu())
+
+    def draw(self, method: Method, n: int, seed: int) -> torch.Tensor | None:
+        """n labels for `method` (None for an unconditional method)."""
+        if not method.conditional:
+            return None
+        if self.kind == "balanced":
+            order = torch.tensor(check_classes(list(self.classes), method.num_classes), dtype=torch.long)
+            return order.repeat(n // len(order) + 1)[:n]
+        if self.kind == "prior":  # a stream of its own, apart from the noise's
+            label_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
+            return method.sample_classes(n, generator=torch.Generator().manual_seed(label_seed))
+        if self.labels is None or len(self.labels) != n:
+            raise ValueError(f"Classes.given: expected {n} labels, found {None if self.labels is None else len(self.labels)}")
+        return self.labels
+
+
+@torch.no_grad()
+def generate(
+    method: Method, n: int, classes: Classes = Classes.balanced(), *, z: torch.Tensor | None = None, seed: int = 0,
+    batch_size: int = 500, device: str | torch.device = "cpu", uint8: bool = False, all_ranks: bool = True,
+) -> tuple[torch.Tensor | np.ndarray, torch.Tensor | None]:
+    """n samples of `method` and the labels they were conditioned on (None when unconditional).
+
+    Returns float samples in the data's range (N×C×H×W images or N×2 points) as a tensor, or with
+    `uint8` the samples-file layout as a numpy array (uint8 N×H×W×C images, float32 N×2 points),
+    converted batch by batch so that memory holds the result and one float batch. `z` fixes the
+    noise (n rows) instead of drawing it from `seed`. Under torch.distributed every rank calls it,
+    each generates its share of the batches and every rank returns the whole set; `all_ranks=False`
+    is for a call that one rank makes alone (rank 0's grids).
+    """
+    if n < 1:
+        raise ConfigError(f"--n: expected a positive number of samples, found {n}")
+    labels = classes.draw(method, n, seed)
+    gen = torch.Generator().manual_seed(seed)
+    mine = shard(-(-n // batch_size), None if all_ranks else DistInfo())
+    parts = []
+    for b, start in enumerate(range(0, n, batch_size)):
+        stop = min(n, start + batch_size)
+        zb = z[start:stop] if z is not None else method.latent(stop - start, generator=gen)
+        if b not in mine:
+            continue  # the draw above keeps later batches' noise in place
+        c = labels[start:stop].to(device) if labels is not None else None
+        x = method.generate(zb.to(device), c).float().cpu()
+        parts.append(_convert(x, uint8))
+    if not parts:  # more ranks than batches: an empty share of the right shape for `gather`
+        x = method.generate(method.latent(1).to(device), labels[:1].to(device) if labels is not None else None)
+        parts = [_convert(x.float().cpu(), uint8)[:0]]
+    out = torch.cat(parts) if not uint8 else torch.from_numpy(np.concatenate(parts))
+    out = gather(out) if all_ranks else out
+    return (out.numpy() if uint8 else out), labels
+
+
+def _convert(x: torch.Tensor, uint8: bool) -> torch.Tensor | np.ndarray:
+    if not uint8:
+        return x
+    return to_uint8_nhwc(x) if x.dim() == 4 else x.numpy()
+
+
+def draw_samples(method: Method, n: int, classes: Classes = Classes.balanced(), *, seed: int = 0,
+                 device: str | torch.device = "cpu") -> Samples:
+    """`generate` in the samples-file layout, with what the labels mean (`Method.label_kind`)."""
+    data, labels = generate(method, n, classes, seed=seed, device=device, uint8=True)
+    return make_samples(data, labels, method.label_kind if labels is not None else "none")
+
+
+@torch.no_grad()
+def class_grid(method: Method, z: torch.Tensor, classes: list[int], device: str | torch.device = "cpu") -> np.ndarray:
+    """The AC-GAN paper's fig. 9 layout as uint8 pixels: row i uses z[i] for every class, column j
+    is class classes[j] (an unconditional method: every cell of a row is the same sample). Drawn by
+    the calling process alone, also under torch.distributed."""
+    rows, cols = z.shape[0], len(classes)
+    labels = torch.tensor(classes, dtype=torch.long).repeat(rows)
+    x, _ = generate(method, rows * cols, Classes.given(labels), z=z.cpu().repeat_interleave(cols, dim=0),
+                    device=device, uint8=True, all_ranks=False)
+    return tile(x, rows, cols)
