@@ -11,12 +11,24 @@ construction) or "projection" (Miyato & Koyama 2018); see `condgan.nets.conditio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from condgan.config import Config
+from condgan.config import Config, register_method_config, setting
 from condgan.methods.base import AdversarialPair, StepInputs
-from condgan.methods.gan import d_source_loss, g_source_loss
+from condgan.methods.class_splits import ClassSplitConfig
+from condgan.methods.gan import SourceLossConfig, d_source_loss, g_source_loss
+
+
+@register_method_config
+@dataclass(frozen=True)
+class CGANConfig(SourceLossConfig, ClassSplitConfig):
+    name: str = "cgan"
+    # "concat" feeds D the one-hot class (as extra input channels for images); "projection" is
+    # D(x, c) = ψ(φ(x)) + ⟨embed(c), φ(x)⟩ (Miyato & Koyama 2018, eq. 3).
+    cgan_variant: str = setting("concat", choices=("concat", "projection"))
 
 
 class CGAN(AdversarialPair):

@@ -21,18 +21,30 @@ mini-batches of size 100"), finding that many classes per model lowers sample qu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from condgan.config import Config
+from condgan.config import Config, MethodConfig, setting
 from condgan.errors import ConfigError
 from condgan.methods.base import Method, Phase, StepInputs
 from condgan.nets import DataSpec
 
 SUFFIX = ".s"  # phase "D" of sub-model 3 is "D.s3"
+
+
+@dataclass(frozen=True)
+class ClassSplitConfig(MethodConfig):
+    """The keys of methods that class splits can wrap: conditional on the dataset's classes,
+    without state over the whole training set."""
+
+    # N sub-models, each trained on its own subset of the classes; 1 = one model for all classes.
+    class_splits: int = setting(1, positive=True, needs="a conditional method")
+    # contiguous: classes 0..k-1 → split 0, ...; random: a permutation seeded by train.seed
+    split_mode: str = setting("contiguous", choices=("contiguous", "random"), needs="a conditional method")
 
 
 def split_classes(num_classes: int, splits: int, mode: str, seed: int) -> list[list[int]]:
@@ -120,6 +132,7 @@ class ClassSplits(Method):
 def build_class_splits(cfg: Config, spec: DataSpec, factory: Callable[[Config, DataSpec], Method]) -> Method:
     """`method.class_splits` sub-models made by `factory` (the method named by `method.name`)."""
     m = cfg.method
+    assert isinstance(m, ClassSplitConfig), f"method {m.name} has no class_splits setting"
     if m.class_splits > spec.num_classes:
         raise ConfigError(f"config field method.class_splits: expected at most the {spec.num_classes} classes "
                           f"of the data, found {m.class_splits}")

@@ -11,12 +11,30 @@ samples file of such a model has no labels.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from condgan.config import Config
+from condgan.config import Config, MethodConfig, register_method_config, setting
 from condgan.methods.base import AdversarialPair, StepInputs
+
+
+@dataclass(frozen=True)
+class SourceLossConfig(MethodConfig):
+    """The key of every method with a GAN source term (all built-in ones)."""
+
+    # "minimax": G minimises E[log(1 − D(G(z)))] as the value function is written (for AC-GAN:
+    # G maximises L_C − L_S, paper eq. 2–3). "non_saturating": G minimises −E[log D(G(z))]
+    # (Goodfellow et al. 2014, §3 heuristic). See `g_source_loss` below.
+    g_source_loss: str = setting("minimax", choices=("minimax", "non_saturating"))
+
+
+@register_method_config
+@dataclass(frozen=True)
+class GANConfig(SourceLossConfig):
+    name: str = "gan"
 
 
 def d_source_loss(s_real: torch.Tensor, s_fake: torch.Tensor) -> torch.Tensor:

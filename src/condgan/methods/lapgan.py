@@ -21,16 +21,34 @@ Gaussian noise plane per finer level (the official code uses one uniform plane p
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from condgan.config import Config
+from condgan.config import Config, register_method_config, setting
 from condgan.errors import ConfigError
 from condgan.methods.base import Method, Phase, StepInputs
+from condgan.methods.class_splits import ClassSplitConfig
+from condgan.methods.gan import SourceLossConfig
 from condgan.nets import DataSpec
 from condgan.nets.pyramid import (CoarseDiscriminator, CoarseGenerator, LevelDiscriminator, LevelGenerator,
                                   gaussian_pyramid, level_sizes, upsample)
+
+
+@register_method_config
+@dataclass(frozen=True)
+class LAPGANConfig(SourceLossConfig):
+    name: str = "lapgan"
+    # Levels of the Laplacian pyramid, e.g. 3: 28→14→7, 32→16→8.
+    pyramid_levels: int = setting(3, positive=True)
+
+
+@register_method_config
+@dataclass(frozen=True)
+class CCLAPGANConfig(LAPGANConfig, ClassSplitConfig):
+    name: str = "cclapgan"
 
 
 class LAPGAN(Method):

@@ -34,6 +34,8 @@ State (all buffers, so checkpoints carry it and a resumed run equals an uninterr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -43,13 +45,24 @@ from sklearn.metrics import normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 from torch import nn
 
-from condgan.config import Config
+from condgan.config import Config, register_method_config, setting
 from condgan.errors import ConfigError
 from condgan.methods.base import Method, Phase, StepInputs
+from condgan.methods.gan import SourceLossConfig
 
 FEATURE_BATCH = 1000  # samples per forward pass when extracting D's features for k-means
 ASSIGN_CHUNK = 5000  # samples whose features are held at once when assigning the training set to clusters
 _STREAM_CLUSTER = 4  # seed stream of the k-means draws (the loop uses 0–3)
+
+
+@register_method_config
+@dataclass(frozen=True)
+class SelfCondConfig(SourceLossConfig):
+    name: str = "selfcond"
+    num_clusters: int = setting(10, at_least=2)  # k pseudo-classes
+    recluster_every: int = setting(1000, positive=True)  # steps between re-clusterings
+    # k-means is fitted on a fixed random subset of this many training points
+    cluster_fit_size: int = setting(10000, positive=True)
 
 
 def match_clusters(new: np.ndarray, old: np.ndarray, k: int) -> np.ndarray:
