@@ -24,14 +24,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from condgan.config import Config, register_method_config, setting
 from condgan.errors import ConfigError
 from condgan.methods.base import Method, Phase, StepInputs
 from condgan.methods.class_splits import ClassSplitConfig
-from condgan.methods.gan import SourceLossConfig
+from condgan.methods.gan import SourceLossConfig, d_source_loss, g_source_loss
 from condgan.nets import DataSpec
 from condgan.nets.pyramid import (CoarseDiscriminator, CoarseGenerator, LevelDiscriminator, LevelGenerator,
                                   gaussian_pyramid, level_sizes, upsample)
@@ -162,13 +161,6 @@ class LAPGAN(Method):
             real = self._real(k, step) if k == self.K else self._real(k, step) - self._low(k, step)
             s_real = self._judge(k, real, step.real_c, step)
             s_fake = self._judge(k, fake.detach(), fake_c, step)
-            loss = F.binary_cross_entropy_with_logits(s_real, torch.ones_like(s_real)) + \
-                F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake))
-            return loss, {f"D{k}/p_real": torch.sigmoid(s_real).mean().detach(),
+            return d_source_loss(s_real, s_fake), {f"D{k}/p_real": torch.sigmoid(s_real).mean().detach(),
                           f"D{k}/p_fake": torch.sigmoid(s_fake).mean().detach()}
-        s_fake = self._judge(k, fake, fake_c, step)
-        if self.g_source_loss == "minimax":
-            loss = -F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake))
-        else:
-            loss = F.binary_cross_entropy_with_logits(s_fake, torch.ones_like(s_fake))
-        return loss, {}
+        return g_source_loss(self._judge(k, fake, fake_c, step), self.g_source_loss), {}

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
@@ -48,7 +47,7 @@ from torch import nn
 from condgan.config import Config, register_method_config, setting
 from condgan.errors import ConfigError
 from condgan.methods.base import Method, Phase, StepInputs
-from condgan.methods.gan import SourceLossConfig
+from condgan.methods.gan import SourceLossConfig, d_source_loss, g_source_loss
 
 FEATURE_BATCH = 1000  # samples per forward pass when extracting D's features for k-means
 ASSIGN_CHUNK = 5000  # samples whose features are held at once when assigning the training set to clusters
@@ -148,14 +147,9 @@ class SelfCondGAN(Method):
             real_c = self.assignment[step.real_idx]  # the pseudo-class; step.real_c is never read
             s_real = self.logit(step.real_x, real_c)
             s_fake = self.logit(gen_x.detach(), step.gen_c)
-            loss = F.binary_cross_entropy_with_logits(s_real, torch.ones_like(s_real)) + \
-                F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake))
-            return loss, {"D/p_real": torch.sigmoid(s_real).mean().detach(),
+            return d_source_loss(s_real, s_fake), {"D/p_real": torch.sigmoid(s_real).mean().detach(),
                           "D/p_fake": torch.sigmoid(s_fake).mean().detach()}
-        s_fake = self.logit(gen_x, step.gen_c)
-        if self.g_source_loss == "minimax":
-            return -F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake)), {}
-        return F.binary_cross_entropy_with_logits(s_fake, torch.ones_like(s_fake)), {}
+        return g_source_loss(self.logit(gen_x, step.gen_c), self.g_source_loss), {}
 
     def prepare(self, data_x: torch.Tensor, data_y: torch.Tensor) -> dict[str, float]:
         """Check k against the data; cluster with the initial D unless a checkpoint brought a partition."""
