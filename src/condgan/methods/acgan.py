@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from condgan.config import Config, register_method_config, setting
-from condgan.methods.base import AdversarialPair, StepInputs
+from condgan.methods.base import AdversarialPair, Phase, StepInputs
 from condgan.methods.class_splits import ClassSplitConfig
 from condgan.methods.gan import SourceLossConfig, d_source_loss, g_source_loss
 
@@ -39,9 +39,9 @@ class ACGAN(AdversarialPair):
         super().__init__(G, D, num_classes, cfg.model.z_dim, cfg.method.g_source_loss, cfg.optim.d_lr, cfg.optim.g_lr)
         self.class_weight = cfg.method.class_weight
 
-    def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         gen_x = self.generated(step)
-        if phase == "D":
+        if phase.role == "D":
             s_real, k_real = self.D(step.real_x)
             s_fake, k_fake = self.D(gen_x.detach())
             loss_s = d_source_loss(s_real, s_fake)

@@ -73,8 +73,6 @@ class ClassSplits(Method):
         # Saved with the weights, so a checkpoint records which classes each sub-model learnt.
         self.register_buffer("split_of", split_of)  # global class → sub-model
         self.register_buffer("local_of", local_of)  # global class → class index inside its sub-model
-        # phase name → (sub-model, its own phase name)
-        self._phase_of = {f"{p.name}{SUFFIX}{i}": (i, p.name) for i, sub in enumerate(subs) for p in sub.phases()}
         self._routed_for: StepInputs | None = None
         self._routed: list[StepInputs | None] = []
 
@@ -83,7 +81,7 @@ class ClassSplits(Method):
         return [torch.nonzero(self.split_of == i).flatten().tolist() for i in range(len(self.subs))]
 
     def phases(self) -> list[Phase]:
-        return [Phase(f"{p.name}{SUFFIX}{i}", p.module, p.lr, p.interval)
+        return [Phase(f"{p.name}{SUFFIX}{i}", p.role, p.module, p.lr, p.interval, p.level, split=i, inner=p)
                 for i, sub in enumerate(self.subs) for p in sub.phases()]
 
     def latent(self, n: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> torch.Tensor:
@@ -99,16 +97,17 @@ class ClassSplits(Method):
             gen_z=step.gen_z[gen], gen_c=self.local_of[step.gen_c[gen]], step=step.step,
         )
 
-    def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self._routed_for is not step:  # route once per step; each sub-model's cache lives in its inputs
             self._routed_for = step
             self._routed = [self._route(step, i) for i in range(len(self.subs))]
-        i, sub_phase = self._phase_of[phase]
+        i = phase.split
+        assert i is not None and phase.inner is not None, f"phase {phase.name} is not a class-split phase"
         inputs = self._routed[i]
         if inputs is None:  # no real or no generated sample of this split's classes: no update
             return torch.zeros((), device=step.real_x.device, requires_grad=True), {}
         # Statistics keep the sub-model's names, so each logged value is the mean over sub-models.
-        return self.subs[i].loss(sub_phase, inputs)
+        return self.subs[i].loss(phase.inner, inputs)
 
     def generate(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         if c is None or c.is_floating_point():

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from condgan.config import Config, MethodConfig, register_method_config, setting
-from condgan.methods.base import AdversarialPair, StepInputs
+from condgan.methods.base import AdversarialPair, Phase, StepInputs
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,9 @@ class GAN(AdversarialPair):
     def generate(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return self.G(z)
 
-    def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         gen_x = self.generated(step)
-        if phase == "D":
+        if phase.role == "D":
             s_real, _ = self.D(step.real_x)
             s_fake, _ = self.D(gen_x.detach())
             return d_source_loss(s_real, s_fake), {

@@ -119,7 +119,7 @@ class LAPGAN(Method):
         d_lr, g_lr = self._lrs
         out = []
         for k in range(self.K + 1):
-            out += [Phase(f"D{k}", self.D[k], d_lr), Phase(f"G{k}", self.G[k], g_lr)]
+            out += [Phase(f"D{k}", "D", self.D[k], d_lr, level=k), Phase(f"G{k}", "G", self.G[k], g_lr, level=k)]
         return out
 
     def _real(self, k: int, step: StepInputs) -> torch.Tensor:
@@ -151,13 +151,14 @@ class LAPGAN(Method):
             return self.D[k](x, self._c(c))
         return self.D[k](x, self._low(k, step), self._c(c))
 
-    def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        role, k = phase[0], int(phase[1:])
+    def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        k = phase.level
+        assert k is not None, f"phase {phase.name} has no pyramid level"
         fake = self._fake(k, step)
         # Classes: real samples carry theirs; fakes of the coarsest level are drawn (gen_c), fakes of
         # finer levels share the real image's class with the low-pass image they refine.
         fake_c = step.gen_c if k == self.K else step.real_c
-        if role == "D":
+        if phase.role == "D":
             real = self._real(k, step) if k == self.K else self._real(k, step) - self._low(k, step)
             s_real = self._judge(k, real, step.real_c, step)
             s_fake = self._judge(k, fake.detach(), fake_c, step)

@@ -118,7 +118,7 @@ class SelfCondGAN(Method):
     # ------------------------------------------------------------------ conditioning
 
     def phases(self) -> list[Phase]:
-        return [Phase("D", self.D, self._lrs[0]), Phase("G", self.G, self._lrs[1])]
+        return [Phase("D", "D", self.D, self._lrs[0]), Phase("G", "G", self.G, self._lrs[1])]
 
     def generate(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         """Samples of clusters `c` (cluster ids, not dataset classes)."""
@@ -139,11 +139,11 @@ class SelfCondGAN(Method):
 
     # ------------------------------------------------------------------ training
 
-    def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if "gen_x" not in step.cache:
             step.cache["gen_x"] = self.G(step.gen_z, step.gen_c)
         gen_x = step.cache["gen_x"]
-        if phase == "D":
+        if phase.role == "D":
             real_c = self.assignment[step.real_idx]  # the pseudo-class; step.real_c is never read
             s_real = self.logit(step.real_x, real_c)
             s_fake = self.logit(gen_x.detach(), step.gen_c)

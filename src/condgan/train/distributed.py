@@ -34,6 +34,7 @@ import torch.distributed as dist
 from torch import nn
 
 from condgan.errors import CondganError, ConfigError
+from condgan.methods.base import Phase
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -141,9 +142,9 @@ class PhaseObjective(nn.Module):
     every rank joins the same all-reduce.
     """
 
-    def __init__(self, method: nn.Module, phase: str, module: nn.Module, touch_all_parameters: bool) -> None:
+    def __init__(self, method: nn.Module, phase: Phase, touch_all_parameters: bool) -> None:
         super().__init__()
-        self.module = module
+        self.module = phase.module
         self.phase = phase
         self.touch_all_parameters = touch_all_parameters
         object.__setattr__(self, "_method", method)  # not a submodule: DDP must not own its other parameters
@@ -155,15 +156,14 @@ class PhaseObjective(nn.Module):
         return loss, stats
 
 
-def wrap_phase(method: nn.Module, phase: str, module: nn.Module, device: torch.device,
-               touch_all_parameters: bool) -> nn.Module:
+def wrap_phase(method: nn.Module, phase: Phase, device: torch.device, touch_all_parameters: bool) -> nn.Module:
     """`PhaseObjective` of `phase` in DistributedDataParallel (gradients averaged over ranks in backward)."""
     ddp = nn.parallel.DistributedDataParallel
     # No buffer sync before each forward: the loop broadcasts every buffer of the method once per
     # step. torch >= 2.13 names the switch forward_sync_buffers (broadcast_buffers is deprecated).
     no_forward_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(ddp).parameters
                        else {"broadcast_buffers": False})
-    return ddp(PhaseObjective(method, phase, module, touch_all_parameters),
+    return ddp(PhaseObjective(method, phase, touch_all_parameters),
                device_ids=[device] if device.type == "cuda" else None, **no_forward_sync)
 
 

@@ -225,7 +225,7 @@ def train(
             phase.module.compile()
     # Distributed: each phase's loss runs as one DDP module (distributed.PhaseObjective).
     objectives = {
-        p.name: distributed.wrap_phase(method, p.name, p.module, device, not method.uses_all_parameters_every_step)
+        p.name: distributed.wrap_phase(method, p, device, not method.uses_all_parameters_every_step)
         for p in phases
     } if dist_info.enabled else {}
     meta = checkpoint_meta(cfg, data)
@@ -271,7 +271,7 @@ def train(
                     if dist_info.enabled:
                         loss, phase_stats = objectives[phase.name](inputs)
                     else:
-                        loss, phase_stats = method.loss(phase.name, inputs)
+                        loss, phase_stats = method.loss(phase, inputs)
                 (scaler.scale(loss) if scaler else loss).backward()
                 checked = loss.detach().float()
                 if dist_info.enabled:  # a NaN on any rank stops every rank
