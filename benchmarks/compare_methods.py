@@ -2,7 +2,7 @@
 
 Trains each method with its preset (gan: `acgan-fashion-mnist` with `method.name=gan`, as there is
 no gan Fashion-MNIST preset) for the same --steps at batch 64, draws --n samples, and runs
-`condgan.evaluate.evaluate` with metrics accuracy, fid and diversity against the test set. Prints
+`condgan.evaluation.suite.evaluate` with metrics accuracy, fid and diversity against the test set. Prints
 one Markdown table and writes a grid per method to <img>/compare-<method>.png.
 
 Labels used per method (the suite needs one per sample):

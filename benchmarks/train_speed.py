@@ -189,7 +189,7 @@ def step_flops(cfg: Config, data: LabelledData) -> int:
             owned = {id(q) for p in phases[i:] for q in p.module.parameters()}
             for q in method.parameters():
                 q.requires_grad_(id(q) in owned)
-            loss, _ = method.loss(phase.name, inputs)
+            loss, _ = method.loss(phase, inputs)
             loss.backward()
     return counter.get_total_flops()
 

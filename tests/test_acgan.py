@@ -28,7 +28,7 @@ def _log_probs(method, x, c):
 
 def test_d_loss_is_minus_ls_plus_lc():
     method, step = _method(), _inputs()
-    loss, _ = method.loss("D", step)
+    loss, _ = method.loss(method.phase("D"), step)
     gen_x = method.G(step.gen_z, step.gen_c)
     lr_real, _, lc_real = _log_probs(method, step.real_x, step.real_c)
     _, lf_fake, lc_fake = _log_probs(method, gen_x, step.gen_c)
@@ -39,7 +39,7 @@ def test_d_loss_is_minus_ls_plus_lc():
 
 def test_g_loss_minimax_is_ls_minus_lc_as_written():
     method, step = _method(), _inputs()
-    loss, _ = method.loss("G", step)
+    loss, _ = method.loss(method.phase("G"), step)
     gen_x = step.cache["gen_x"]
     _, lf_fake, lc_fake = _log_probs(method, gen_x, step.gen_c)
     # G maximises L_C − L_S; the real-data part of L_S does not depend on G.
@@ -48,7 +48,7 @@ def test_g_loss_minimax_is_ls_minus_lc_as_written():
 
 def test_g_loss_non_saturating_option():
     method, step = _method(**{"method.g_source_loss": "non_saturating"}), _inputs()
-    loss, _ = method.loss("G", step)
+    loss, _ = method.loss(method.phase("G"), step)
     lr_fake, _, lc_fake = _log_probs(method, step.cache["gen_x"], step.gen_c)
     torch.testing.assert_close(loss, -lr_fake.mean() - lc_fake.mean(), rtol=1e-5, atol=1e-6)
 
@@ -57,10 +57,10 @@ def test_one_generator_forward_per_step_and_d_phase_leaves_g_alone():
     method, step = _method(), _inputs()
     calls = []
     method.G.register_forward_hook(lambda *a: calls.append(1))
-    d_loss, _ = method.loss("D", step)
+    d_loss, _ = method.loss(method.phase("D"), step)
     d_loss.backward()
     assert all(p.grad is None for p in method.G.parameters())
-    g_loss, _ = method.loss("G", step)
+    g_loss, _ = method.loss(method.phase("G"), step)
     g_loss.backward()
     assert len(calls) == 1
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.G.parameters())
@@ -68,6 +68,7 @@ def test_one_generator_forward_per_step_and_d_phase_leaves_g_alone():
 
 def test_class_weight_scales_class_term():
     step = _inputs()
-    full, stats = _method().loss("D", step)
-    only_source, _ = _method(**{"method.class_weight": 0.0}).loss("D", _inputs())
+    full_method, source_only_method = _method(), _method(**{"method.class_weight": 0.0})
+    full, stats = full_method.loss(full_method.phase("D"), step)
+    only_source, _ = source_only_method.loss(source_only_method.phase("D"), _inputs())
     torch.testing.assert_close(full - only_source, stats["D/loss_class"], rtol=1e-5, atol=1e-6)

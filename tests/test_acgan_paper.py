@@ -83,7 +83,7 @@ def test_acgan_step_with_paper_nets():
     method = build_method(cfg, DataSpec((3, 32, 32), 10))
     step = StepInputs(real_x=torch.rand(4, 3, 32, 32) * 2 - 1, real_c=torch.tensor([0, 1, 2, 3]),
                       real_idx=torch.arange(4), gen_z=torch.randn(4, 100), gen_c=torch.tensor([4, 5, 6, 7]), step=0)
-    for phase in ("D", "G"):
+    for phase in method.phases():
         loss, _ = method.loss(phase, step)
         assert torch.isfinite(loss)
 
@@ -114,7 +114,7 @@ def test_paper_nets_serve_gan_and_cgan(overrides):
     method = build_method(cfg, DataSpec((3, 32, 32), 10))
     step = StepInputs(real_x=torch.rand(2, 3, 32, 32) * 2 - 1, real_c=torch.tensor([0, 1]), real_idx=torch.arange(2),
                       gen_z=torch.randn(2, 100), gen_c=torch.tensor([2, 3]), step=0)
-    for phase in ("D", "G"):
+    for phase in method.phases():
         loss, _ = method.loss(phase, step)
         assert torch.isfinite(loss)
     assert step.cache["gen_x"].shape == (2, 3, 32, 32)

@@ -28,16 +28,16 @@ def _inputs(n=16, shape=(2,), k=3):
 @pytest.mark.parametrize("variant", ["concat", "projection"])
 def test_losses_are_the_conditional_value_function(variant):
     method, step = _method(f"method.cgan_variant={variant}"), _inputs()
-    d_loss, _ = method.loss("D", step)
+    d_loss, _ = method.loss(method.phase("D"), step)
     gen_x = method.G(step.gen_z, step.gen_c)
     D_real = torch.sigmoid(method.D(step.real_x, step.real_c))  # D(x|y)
     D_fake = torch.sigmoid(method.D(gen_x, step.gen_c))  # D(G(z|y)|y)
     V = torch.log(D_real).mean() + torch.log(1 - D_fake).mean()  # paper eq. 2
     torch.testing.assert_close(d_loss, -V, rtol=1e-5, atol=1e-6)
-    g_loss, _ = method.loss("G", step)
+    g_loss, _ = method.loss(method.phase("G"), step)
     torch.testing.assert_close(g_loss, torch.log(1 - D_fake).mean(), rtol=1e-5, atol=1e-6)
     method, step = _method(f"method.cgan_variant={variant}", "method.g_source_loss=non_saturating"), _inputs()
-    g_loss, _ = method.loss("G", step)
+    g_loss, _ = method.loss(method.phase("G"), step)
     D_fake = torch.sigmoid(method.D(step.cache["gen_x"], step.gen_c))
     torch.testing.assert_close(g_loss, -torch.log(D_fake).mean(), rtol=1e-5, atol=1e-6)
 
@@ -75,7 +75,7 @@ def test_projection_formula():
 
 def test_image_step_shapes():
     method, step = _method(spec=DataSpec((1, 28, 28), 10)), _inputs(8, (1, 28, 28), 10)
-    for phase in ("D", "G"):
+    for phase in method.phases():
         loss, _ = method.loss(phase, step)
         assert loss.shape == () and torch.isfinite(loss)
     assert step.cache["gen_x"].shape == (8, 1, 28, 28)

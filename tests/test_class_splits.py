@@ -61,19 +61,19 @@ def test_loss_routes_real_and_generated_batches_by_class():
     step = StepInputs(real_x=torch.randn(40, 2, generator=g), real_c=torch.arange(40) % 10, real_idx=torch.arange(40),
                       gen_z=torch.randn(40, 4, generator=g), gen_c=(torch.arange(40) * 7) % 10, step=0)
     for i, group in enumerate(method.groups()):
-        loss, _ = method.loss(f"D.s{i}", step)
+        loss, _ = method.loss(method.phase(f"D.s{i}"), step)
         real = torch.isin(step.real_c, torch.tensor(group))
         gen = torch.isin(step.gen_c, torch.tensor(group))
         local = {k: j for j, k in enumerate(group)}
         by_hand = StepInputs(real_x=step.real_x[real], real_c=torch.tensor([local[int(k)] for k in step.real_c[real]]),
                              real_idx=step.real_idx[real], gen_z=step.gen_z[gen],
                              gen_c=torch.tensor([local[int(k)] for k in step.gen_c[gen]]), step=0)
-        expected, _ = method.subs[i].loss("D", by_hand)
+        expected, _ = method.subs[i].loss(method.subs[i].phase("D"), by_hand)
         torch.testing.assert_close(loss, expected)
     # a split with none of its classes in the batch makes no update
     step = StepInputs(real_x=step.real_x[:4], real_c=torch.tensor([0, 1, 2, 3]), real_idx=torch.arange(4),
                       gen_z=step.gen_z[:4], gen_c=torch.tensor([0, 1, 2, 3]), step=1)
-    loss, stats = method.loss("D.s2", step)
+    loss, stats = method.loss(method.phase("D.s2"), step)
     assert loss.item() == 0.0 and stats == {}
     loss.backward()
     assert all(p.grad is None for p in method.subs[2].parameters())

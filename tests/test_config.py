@@ -1,5 +1,6 @@
 import pytest
 
+import condgan.methods  # noqa: F401  (registers the method config sections)
 from condgan.config import Config, load_config, parse_override, resolve_config, save_config
 from condgan.errors import ConfigError
 

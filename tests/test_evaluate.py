@@ -1,4 +1,4 @@
-"""The evaluation suite (condgan.evaluate): metric behaviour on degraded samples, numbers against
+"""The evaluation suite (condgan.evaluation): metric behaviour on degraded samples, numbers against
 independent computations, the real-feature cache, and the collapse monitor."""
 
 import json

@@ -35,7 +35,7 @@ def _D(method, x):
 
 def test_d_loss_is_minus_value_function():
     method, step = _method(), _inputs()
-    loss, _ = method.loss("D", step)
+    loss, _ = method.loss(method.phase("D"), step)
     gen_x = method.G(step.gen_z)
     V = torch.log(_D(method, step.real_x)).mean() + torch.log(1 - _D(method, gen_x)).mean()  # eq. 1
     torch.testing.assert_close(loss, -V, rtol=1e-5, atol=1e-6)
@@ -43,10 +43,10 @@ def test_d_loss_is_minus_value_function():
 
 def test_g_loss_minimax_and_non_saturating():
     method, step = _method(), _inputs()
-    loss, _ = method.loss("G", step)
+    loss, _ = method.loss(method.phase("G"), step)
     torch.testing.assert_close(loss, torch.log(1 - _D(method, step.cache["gen_x"])).mean(), rtol=1e-5, atol=1e-6)
     method, step = _method("method.g_source_loss=non_saturating"), _inputs()
-    loss, _ = method.loss("G", step)
+    loss, _ = method.loss(method.phase("G"), step)
     torch.testing.assert_close(loss, -torch.log(_D(method, step.cache["gen_x"])).mean(), rtol=1e-5, atol=1e-6)
 
 

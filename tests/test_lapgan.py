@@ -88,10 +88,10 @@ def test_cclapgan_level_losses_as_written(g_loss):
         want_d2 = bce(m.D[2](I2, real_c), 1) + bce(m.D[2](fake2, gen_c), 0)
         s1, s2 = m.D[1](fake1, l1, real_c), m.D[2](fake2, gen_c)
         want_g1, want_g2 = (-bce(s1, 0), -bce(s2, 0)) if g_loss == "minimax" else (bce(s1, 1), bce(s2, 1))
-        torch.testing.assert_close(m.loss("D1", step)[0], want_d1)
-        torch.testing.assert_close(m.loss("G1", step)[0], want_g1)
-        torch.testing.assert_close(m.loss("D2", step)[0], want_d2)
-        torch.testing.assert_close(m.loss("G2", step)[0], want_g2)
+        torch.testing.assert_close(m.loss(m.phase("D1"), step)[0], want_d1)
+        torch.testing.assert_close(m.loss(m.phase("G1"), step)[0], want_g1)
+        torch.testing.assert_close(m.loss(m.phase("D2"), step)[0], want_d2)
+        torch.testing.assert_close(m.loss(m.phase("G2"), step)[0], want_g2)
         # The D input really is h + l: the same sum split differently gives the same logit.
         torch.testing.assert_close(m.D[0](I0, torch.zeros_like(I0), real_c), m.D[0](I0 - 1.0, torch.ones_like(I0), real_c))
 

@@ -92,7 +92,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 
     def poisoned(self, phase, step):
         loss, stats = real_loss(self, phase, step)
-        return (loss * float("nan"), stats) if step.step == 25 and phase == "G" else (loss, stats)
+        return (loss * float("nan"), stats) if step.step == 25 and phase.name == "G" else (loss, stats)
 
     monkeypatch.setattr(ACGAN, "loss", poisoned)
     run = tmp_path / "run"

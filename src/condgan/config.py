@@ -1,9 +1,11 @@
 """Typed, frozen experiment configuration.
 
-One source of defaults (the dataclasses below); a YAML preset is a small diff over them; CLI
-overrides are `section.key=value` strings. Unknown keys and badly typed values are refused with
-the dotted field name, what was expected and what was found. The resolved config is saved in the
-run directory as `config.yaml`.
+One source of defaults (the dataclasses below, and each method's own section in condgan/methods/);
+a YAML preset is a small diff over them; CLI overrides are `section.key=value` strings. Each field
+carries its own validation rule (`setting(default, choices=..., positive=..., ...)`). Unknown keys,
+keys of another method and badly typed or out-of-range values are refused with the dotted field
+name, what was expected and what was found. The resolved config is saved in the run directory as
+`config.yaml`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,48 @@ from typing import Any, Union
 import yaml
 
 from condgan.errors import ConfigError
+from condgan.registry import Registry
+
+DEFAULT_METHOD = "acgan"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a config field accepts beyond its type annotation; it travels with the field (`setting`)."""
+
+    choices: tuple[str, ...] = ()
+    positive: bool = False  # > 0
+    at_least: float | None = None  # >= at_least
+    below: float | None = None  # < below; with at_least, the range [at_least, below)
+    yaml_bool: bool = False  # a str field that also takes YAML booleans (`true` → "true")
+    # Method fields: what a method must be to read the field, said when another method is given it.
+    needs: str = ""
+
+    def check(self, value: Any, where: str) -> None:
+        """Refuse `value` (already of the field's type) with the dotted field name; None passes."""
+        if value is None:
+            return
+        if self.choices and value not in self.choices:
+            raise ConfigError(f"config field {where}: expected one of {', '.join(self.choices)}, found {value!r}")
+        if self.positive and value <= 0:
+            raise ConfigError(f"config field {where}: expected a positive number, found {value!r}")
+        low, high = self.at_least, self.below
+        if low is not None and high is not None and not low <= value < high:
+            raise ConfigError(f"config field {where}: expected a value in [{low:g}, {high:g}), found {value!r}")
+        if low is not None and high is None and value < low:
+            raise ConfigError(f"config field {where}: expected >= {low}, found {value!r}")
+
+
+NO_RULE = Rule()
+
+
+def setting(default: Any, **rule: Any) -> Any:
+    """A dataclass field with its default and its `Rule` (e.g. `setting(64, positive=True)`)."""
+    return field(default=default, metadata={"rule": Rule(**rule)})
+
+
+def rule_of(f: dataclasses.Field) -> Rule:
+    return f.metadata.get("rule", NO_RULE)
 
 PRESET_DIR = Path(__file__).parent / "configs"  # presets shipped with condgan: small YAML diffs
 
@@ -26,75 +70,90 @@ PRESET_DIR = Path(__file__).parent / "configs"  # presets shipped with condgan: 
 class DataConfig:
     name: str = "fashion-mnist"
     data_dir: str | None = None
-    resolution: int | None = None  # None: the dataset's native size
-    channels: int | None = None  # None: the dataset's native channels
-    num_samples: int | None = None  # 2D toys only: how many points to draw
+    resolution: int | None = setting(None, positive=True)  # None: the dataset's native size
+    channels: int | None = setting(None, positive=True)  # None: the dataset's native channels
+    num_samples: int | None = setting(None, positive=True)  # 2D toys only: how many points to draw
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "auto"  # auto → mlp for 2D points, dcgan for images
-    z_dim: int = 100
-    g_channels: int = 64  # width of the generator's last hidden layer (doubles per level up)
-    d_channels: int = 64  # width of the discriminator's first layer (doubles per level down)
-    hidden: int = 400  # MLP width (2D data)
-    dropout: float = 0.0  # discriminator dropout after each hidden layer
+    # auto → mlp for 2D points, dcgan for images
+    arch: str = setting("auto", choices=("auto", "dcgan", "mlp", "mlp_selfcond", "acgan_cifar", "acgan_imagenet"))
+    z_dim: int = setting(100, positive=True)
+    g_channels: int = setting(64, positive=True)  # width of the generator's last hidden layer (doubles per level up)
+    d_channels: int = setting(64, positive=True)  # width of the discriminator's first layer (doubles per level down)
+    hidden: int = setting(400, positive=True)  # MLP width (2D data)
+    dropout: float = setting(0.0, at_least=0.0, below=1.0)  # discriminator dropout after each hidden layer
 
 
 @dataclass(frozen=True)
 class MethodConfig:
-    name: str = "acgan"
-    # "minimax": G maximises L_C − L_S exactly as the AC-GAN paper writes it, i.e. it minimises
-    # log P(S=fake | G(z,c)) − log P(C=c | G(z,c)). "non_saturating": G minimises
-    # −log P(S=real | G(z,c)) − log P(C=c | G(z,c)) (Goodfellow et al. 2014, §3 heuristic).
-    g_source_loss: str = "minimax"
-    class_weight: float = 1.0  # weight of L_C relative to L_S (paper: 1)
-    # Self-Conditioned GAN (Liu et al. 2020): k pseudo-classes from k-means on D's feature layer.
-    num_clusters: int = 10  # k
-    recluster_every: int = 1000  # steps between re-clusterings
-    cluster_fit_size: int = 10000  # k-means is fitted on a fixed random subset of this many training points
-    # LAPGAN / CC-LAPGAN (Denton et al. 2015): levels of the Laplacian pyramid, e.g. 3: 28→14→7, 32→16→8.
-    pyramid_levels: int = 3
-    # cGAN (Mirza & Osindero 2014): "concat" feeds D the one-hot class (as extra input channels for
-    # images); "projection" is D(x, c) = ψ(φ(x)) + ⟨embed(c), φ(x)⟩ (Miyato & Koyama 2018, eq. 3).
-    cgan_variant: str = "concat"
-    # Class splits (AC-GAN paper §4: 100 AC-GANs of 10 ImageNet classes each): N sub-models, each
-    # trained on its own subset of the classes; 1 = one model for all classes.
-    class_splits: int = 1
-    split_mode: str = "contiguous"  # contiguous: classes 0..k-1 → split 0, ...; random: a permutation seeded by train.seed
+    """Base of the per-method sections: `name` selects the method, the rest is that method's own.
+
+    Each method declares a frozen subclass with only the keys it reads (next to the method, in
+    condgan/methods/) and registers it with `register_method_config`; a key of another method is
+    refused by name. `condgan.methods` registers the built-in ones, so import it before resolving.
+    """
+
+    name: str
+
+
+# method name → its config section; filled by the method modules (condgan.methods.*).
+METHOD_CONFIGS: Registry[type[MethodConfig]] = Registry("method")
+
+
+def register_method_config(cls: type[MethodConfig]) -> type[MethodConfig]:
+    """Class decorator: register a method's section under its default `name`."""
+    name = getattr(cls, "name", None)
+    if not (dataclasses.is_dataclass(cls) and issubclass(cls, MethodConfig) and isinstance(name, str) and name):
+        raise TypeError(f"{cls!r}: a method config is a MethodConfig dataclass whose `name` defaults to the method's name")
+    return METHOD_CONFIGS.add(name, cls)
+
+
+def method_config_class(name: str) -> type[MethodConfig]:
+    """The registered section of method `name`; unknown names are refused with the registered ones."""
+    if not METHOD_CONFIGS.names():
+        raise ConfigError(f"config field method.name: no method config sections are registered, found {name!r}; "
+                          "import condgan.methods (it registers the built-in methods) before resolving a config")
+    return METHOD_CONFIGS.get(name)
+
+
+def _default_method() -> MethodConfig:
+    return method_config_class(DEFAULT_METHOD)()
 
 
 @dataclass(frozen=True)
 class OptimConfig:
-    g_lr: float = 2e-4
-    d_lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    g_lr: float = setting(2e-4, positive=True)
+    d_lr: float = setting(2e-4, positive=True)
+    beta1: float = setting(0.5, at_least=0.0, below=1.0)
+    beta2: float = setting(0.999, at_least=0.0, below=1.0)
     # constant | linear: lr × (1 − step / train.steps), down to 0 at the last step (a resumed run
     # with more steps continues on the longer schedule).
-    lr_schedule: str = "constant"
+    lr_schedule: str = setting("constant", choices=("constant", "linear"))
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 3000
-    batch_size: int = 64
+    steps: int = setting(3000, positive=True)
+    batch_size: int = setting(64, positive=True)
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | mps
-    threads: int | None = None  # torch intra-op threads; None: torch's default
-    log_every: int = 50  # steps between metrics.jsonl / TensorBoard rows
-    grid_every: int = 500  # steps between sample grid PNGs
-    grid_rows: int = 8  # rows of fixed z in the class grid (paper fig. 9)
-    ckpt_every: int = 500
-    keep_ckpts: int = 3  # newest checkpoints kept
+    device: str = setting("auto", choices=("auto", "cpu", "cuda", "mps"))
+    threads: int | None = setting(None, positive=True)  # torch intra-op threads; None: torch's default
+    log_every: int = setting(50, positive=True)  # steps between metrics.jsonl / TensorBoard rows
+    grid_every: int = setting(500, positive=True)  # steps between sample grid PNGs
+    grid_rows: int = setting(8, positive=True)  # rows of fixed z in the class grid (paper fig. 9)
+    ckpt_every: int = setting(500, positive=True)
+    keep_ckpts: int = setting(3, positive=True)  # newest checkpoints kept
     # Collapse monitor (condgan.training.monitor): every N steps the within-class MS-SSIM of fresh
     # samples is compared with the real data's highest per-class value; 0 = off.
-    monitor_every: int = 0
-    monitor_patience: int = 3  # consecutive checks above the real maximum before the warning
+    monitor_every: int = setting(0, at_least=0)
+    monitor_patience: int = setting(3, at_least=1)  # consecutive checks above the real maximum before the warning
     # Speed and determinism (docs/distributed-and-speed.md). "auto" picks per device: see
     # condgan.training.speed.resolve_speed.
-    amp: str = "auto"  # auto | none | bf16 | fp16 (fp16: CUDA only, with a GradScaler)
-    channels_last: str = "auto"  # auto | true | false: NHWC memory format for image nets
+    amp: str = setting("auto", choices=("auto", "none", "bf16", "fp16"))  # fp16: CUDA only, with a GradScaler
+    # NHWC memory format for image nets
+    channels_last: str = setting("auto", choices=("auto", "true", "false"), yaml_bool=True)
     compile: bool = False  # torch.compile G and D (minutes of compile time; pays off on long GPU runs)
     deterministic: bool = False  # torch.use_deterministic_algorithms + cuDNN deterministic, no autotuning
     sync_bn: bool = False  # distributed runs: SyncBatchNorm (batch statistics over all ranks) instead of per-rank BN
@@ -104,7 +163,7 @@ class TrainConfig:
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    method: MethodConfig = field(default_factory=MethodConfig)
+    method: MethodConfig = field(default_factory=_default_method)  # the section of `method.name`
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -115,30 +174,11 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
-_CHOICES = {
-    "model.arch": ("auto", "dcgan", "mlp", "mlp_selfcond", "acgan_cifar", "acgan_imagenet"),
-    "method.cgan_variant": ("concat", "projection"),
-    "optim.lr_schedule": ("constant", "linear"),
-    "method.split_mode": ("contiguous", "random"),
-    "method.g_source_loss": ("minimax", "non_saturating"),
-    "train.device": ("auto", "cpu", "cuda", "mps"),
-    "train.amp": ("auto", "none", "bf16", "fp16"),
-    "train.channels_last": ("auto", "true", "false"),
-}
-# str fields whose values may also be YAML booleans (`train.channels_last=true` parses as a bool).
-_BOOL_STRINGS = ("train.channels_last",)
-_POSITIVE = ("train.steps", "train.batch_size", "train.log_every", "train.grid_every", "train.grid_rows",
-             "train.ckpt_every", "train.keep_ckpts", "model.z_dim", "model.g_channels", "model.d_channels",
-             "model.hidden", "optim.g_lr", "optim.d_lr", "data.resolution", "data.channels", "data.num_samples",
-             "train.threads", "method.recluster_every", "method.cluster_fit_size", "method.pyramid_levels",
-             "method.class_splits")
-
-
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
+def _coerce(value: Any, tp: Any, where: str, rule: Rule) -> Any:
     """Check `value` against the annotation `tp` (int, float, str, bool, X | None)."""
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
@@ -146,7 +186,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if value is None and type(None) in args:
             return None
         (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(value, inner, where)
+        return _coerce(value, inner, where, rule)
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if tp is float and isinstance(value, str):  # PyYAML reads "1e-3" (no dot) as a string
@@ -158,47 +198,60 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return value
     if tp in (str, bool) and isinstance(value, tp):
         return value
-    if tp is str and isinstance(value, bool) and where in _BOOL_STRINGS:
+    if tp is str and isinstance(value, bool) and rule.yaml_bool:
         return "true" if value else "false"
     raise ConfigError(f"config field {where}: expected {_type_name(tp)}, found {value!r} ({type(value).__name__})")
+
+
+def _field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _not_read(key: str, cls: type[MethodConfig]) -> ConfigError:
+    """The refusal of `method.<key>` given to method `cls.name`, which does not read it."""
+    readers = [n for n in METHOD_CONFIGS.names() if key in _field_names(METHOD_CONFIGS.get(n))]
+    own = ", ".join(sorted(_field_names(cls)))
+    if not readers:
+        return ConfigError(f"unknown config key method.{key}; expected one of: {own}")
+    rule = rule_of({f.name: f for f in dataclasses.fields(METHOD_CONFIGS.get(readers[0]))}[key])
+    if rule.needs:
+        return ConfigError(f"config field method.{key}: needs {rule.needs}, found method.name {cls.name!r}, which "
+                           f"does not read it (it is a setting of: {', '.join(readers)})")
+    return ConfigError(f"config field method.{key}: not read by method {cls.name} (it is a setting of: "
+                       f"{', '.join(readers)}); method {cls.name} reads: {own}")
+
+
+def _section_class(tp: type, values: dict[str, Any], prefix: str) -> type:
+    """The dataclass to build: `tp` itself, or for the method section the one registered for its name."""
+    if not (isinstance(tp, type) and issubclass(tp, MethodConfig)):
+        return tp
+    name = _coerce(values.get("name", DEFAULT_METHOD), str, f"{prefix}name", NO_RULE)
+    return method_config_class(name)
 
 
 def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     if not isinstance(values, dict):
         raise ConfigError(f"config section {prefix or '<root>'}: expected a mapping, found {values!r}")
+    cls = _section_class(cls, values, prefix)
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown and issubclass(cls, MethodConfig):  # another method's key, or no method's
+        raise _not_read(unknown[0], cls)
     if unknown:
-        raise ConfigError(f"unknown config key {prefix}{unknown[0]!s}; expected one of: {', '.join(sorted(names))}")
+        raise ConfigError(f"unknown config key {prefix}{unknown[0]!s}; expected one of: {', '.join(sorted(fields))}")
     kwargs = {}
     for name, value in values.items():
         tp = hints[name]
         if dataclasses.is_dataclass(tp):
             kwargs[name] = _build(tp, value, f"{prefix}{name}.")
         else:
-            kwargs[name] = _coerce(value, tp, f"{prefix}{name}")
-    return cls(**kwargs)
-
-
-def _validate(cfg: Config) -> None:
-    flat = {f"{section}.{k}": v for section, sub in cfg.to_dict().items() for k, v in sub.items()}
-    for key, choices in _CHOICES.items():
-        if flat[key] not in choices:
-            raise ConfigError(f"config field {key}: expected one of {', '.join(choices)}, found {flat[key]!r}")
-    for key in _POSITIVE:
-        if flat[key] is not None and flat[key] <= 0:
-            raise ConfigError(f"config field {key}: expected a positive number, found {flat[key]!r}")
-    for key in ("optim.beta1", "optim.beta2", "model.dropout"):
-        if not 0.0 <= flat[key] < 1.0:
-            raise ConfigError(f"config field {key}: expected a value in [0, 1), found {flat[key]!r}")
-    for key, low in (("train.monitor_every", 0), ("train.monitor_patience", 1)):
-        if flat[key] < low:
-            raise ConfigError(f"config field {key}: expected >= {low}, found {flat[key]!r}")
-    if flat["method.class_weight"] < 0:
-        raise ConfigError(f"config field method.class_weight: expected >= 0, found {flat['method.class_weight']!r}")
-    if flat["method.num_clusters"] < 2:
-        raise ConfigError(f"config field method.num_clusters: expected >= 2, found {flat['method.num_clusters']!r}")
+            kwargs[name] = _coerce(value, tp, f"{prefix}{name}", rule_of(fields[name]))
+    out = cls(**kwargs)
+    for name, f in fields.items():
+        if not dataclasses.is_dataclass(hints[name]):
+            rule_of(f).check(getattr(out, name), f"{prefix}{name}")
+    return out
 
 
 def _merge(base: dict[str, Any], diff: dict[str, Any]) -> dict[str, Any]:
@@ -246,22 +299,44 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _keep_read_method_keys(saved: dict[str, Any], name: Any) -> dict[str, Any]:
+    """`saved` without the method keys that method `name` does not read.
+
+    Run directories and checkpoints written before the per-method sections hold a flat method
+    section with every method's keys; those of other methods were ignored then and are dropped here.
+    """
+    section = saved.get("method")
+    if not (isinstance(section, dict) and isinstance(name, str) and name in METHOD_CONFIGS):
+        return saved  # nothing to drop, or a section that _build refuses by name
+    fields = set(_field_names(METHOD_CONFIGS.get(name)))
+    return {**saved, "method": {k: v for k, v in section.items() if k in fields}}
+
+
 def resolve_config(
     files: list[str | Path] | tuple = (), overrides: list[str] | tuple = (), base: dict[str, Any] | None = None
 ) -> Config:
-    """Defaults ← `base` ← each YAML file in order ← each `section.key=value` override."""
-    merged = _merge(Config().to_dict(), base or {})
-    for path in files:
-        merged = _merge(merged, read_yaml(path))
-    for text in overrides:
-        merged = _merge(merged, parse_override(text))
-    cfg = _build(Config, merged, "")
-    _validate(cfg)
-    return cfg
+    """Defaults ← `base` ← each YAML file in order ← each `section.key=value` override.
+
+    `base` is a saved, resolved config (a run's config.yaml, a checkpoint's metadata): method keys
+    that the resulting method does not read are dropped from it (configs written before the
+    per-method sections hold all methods' keys). Files and overrides are strict: such a key is
+    refused by name.
+    """
+    layers = [read_yaml(path) for path in files] + [parse_override(text) for text in overrides]
+    merged = base or {}
+    for layer in layers:
+        merged = _merge(merged, layer)
+    if base:
+        method = merged.get("method")
+        name = method.get("name", DEFAULT_METHOD) if isinstance(method, dict) else None
+        merged = _keep_read_method_keys(base, name)
+        for layer in layers:
+            merged = _merge(merged, layer)
+    return _build(Config, merged, "")
 
 
 def load_config(path: str | Path) -> Config:
-    """Load a saved, fully resolved config (e.g. a run directory's config.yaml)."""
+    """Load a saved, fully resolved config (e.g. a run directory's config.yaml; see `resolve_config`)."""
     return resolve_config(base=read_yaml(path))
 
 

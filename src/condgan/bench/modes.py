@@ -89,11 +89,13 @@ def trial_config(method: str, dataset: str, trial: int, steps: int, overrides: S
         # Linear decay to 0 stands in for the official 100,000 steps at a constant rate (see the docstring).
         base["optim"] = {"g_lr": 1e-4, "d_lr": 1e-4, "beta1": 0.8, "beta2": 0.999, "lr_schedule": "linear"}
         base["train"]["batch_size"] = 100
-        base["method"].update(num_clusters=50, recluster_every=max(1, steps // 20), cluster_fit_size=10_000)
+        clusters = dict(num_clusters=50, recluster_every=max(1, steps // 20), cluster_fit_size=10_000)
     else:
         base["model"] = {"z_dim": 128}
         base["train"]["batch_size"] = 64
-        base["method"].update(num_clusters=100, recluster_every=max(1, steps // 10), cluster_fit_size=10_000)
+        clusters = dict(num_clusters=100, recluster_every=max(1, steps // 10), cluster_fit_size=10_000)
+    if method == "selfcond":  # other methods do not read these keys
+        base["method"].update(clusters)
     return resolve_config(base=base, overrides=list(overrides))
 
 

@@ -8,7 +8,7 @@ from condgan.config import Config
 from condgan.methods.acgan import ACGAN
 from condgan.methods.base import Method, Phase, StepInputs
 from condgan.methods.cgan import CGAN
-from condgan.methods.class_splits import build_class_splits
+from condgan.methods.class_splits import ClassSplitConfig, build_class_splits
 from condgan.methods.gan import GAN
 from condgan.methods.lapgan import LAPGAN
 from condgan.methods.selfcond import SelfCondGAN
@@ -59,7 +59,7 @@ def build_method(cfg: Config, spec: DataSpec) -> Method:
 
     With `method.class_splits` > 1 it is the class-split wrapper of that many such methods."""
     factory = METHODS.get(cfg.method.name)
-    if cfg.method.class_splits > 1:
+    if isinstance(cfg.method, ClassSplitConfig) and cfg.method.class_splits > 1:
         return build_class_splits(cfg, spec, factory)
     return factory(cfg, spec)
 

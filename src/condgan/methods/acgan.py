@@ -13,13 +13,23 @@ One G forward per step is shared by both phases: D sees it detached, G's phase r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from condgan.config import Config
-from condgan.methods.base import AdversarialPair, StepInputs
-from condgan.methods.gan import d_source_loss, g_source_loss
+from condgan.config import Config, register_method_config, setting
+from condgan.methods.base import AdversarialPair, Phase, StepInputs
+from condgan.methods.class_splits import ClassSplitConfig
+from condgan.methods.gan import SourceLossConfig, d_source_loss, g_source_loss
+
+
+@register_method_config
+@dataclass(frozen=True)
+class ACGANConfig(SourceLossConfig, ClassSplitConfig):
+    name: str = "acgan"
+    class_weight: float = setting(1.0, at_least=0)  # weight w of L_C relative to L_S (paper: 1)
 
 
 class ACGAN(AdversarialPair):
@@ -29,9 +39,9 @@ class ACGAN(AdversarialPair):
         super().__init__(G, D, num_classes, cfg.model.z_dim, cfg.method.g_source_loss, cfg.optim.d_lr, cfg.optim.g_lr)
         self.class_weight = cfg.method.class_weight
 
-    def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         gen_x = self.generated(step)
-        if phase == "D":
+        if phase.role == "D":
             s_real, k_real = self.D(step.real_x)
             s_fake, k_fake = self.D(gen_x.detach())
             loss_s = d_source_loss(s_real, s_fake)

@@ -15,12 +15,24 @@ from torch import nn
 
 @dataclass(frozen=True)
 class Phase:
-    """One optimiser update: `module`'s parameters, stepped every `interval` training steps."""
+    """One optimiser update: `module`'s parameters, stepped every `interval` training steps.
+
+    The phase carries what it optimises, so `Method.loss` dispatches on `role` and `level` (and a
+    class-split phase on `split` and `inner`), never on `name`. `name` keys the optimiser state in
+    checkpoints ("D", "G", "D0", "G1", "D.s0", ...) and the logged `<name>/loss`.
+    """
 
     name: str
+    role: str  # "D" or "G": whose objective this is
     module: nn.Module
     lr: float
     interval: int = 1
+    level: int | None = None  # LAPGAN: the pyramid level k of the pair (D_k, G_k)
+    split: int | None = None  # class splits: the sub-model this phase updates ...
+    inner: Phase | None = None  # ... and that sub-model's own phase
+
+    def __post_init__(self) -> None:
+        assert self.role in ("D", "G"), f"phase {self.name}: role must be D or G, found {self.role!r}"
 
 
 @dataclass
@@ -58,8 +70,15 @@ class Method(nn.Module):
     def phases(self) -> list[Phase]:
         raise NotImplementedError
 
-    def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The scalar to minimise for `phase` and named statistics to log."""
+    def phase(self, name: str) -> Phase:
+        """The phase called `name` (e.g. to compute one phase's loss outside the loop)."""
+        phases = {p.name: p for p in self.phases()}
+        if name not in phases:
+            raise KeyError(f"no phase {name!r}; phases: {', '.join(phases)}")
+        return phases[name]
+
+    def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The scalar to minimise for `phase` (one of `phases()`) and named statistics to log."""
         raise NotImplementedError
 
     def generate(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
@@ -97,7 +116,7 @@ class AdversarialPair(Method):
         self._lrs = (d_lr, g_lr)
 
     def phases(self) -> list[Phase]:
-        return [Phase("D", self.D, self._lrs[0]), Phase("G", self.G, self._lrs[1])]
+        return [Phase("D", "D", self.D, self._lrs[0]), Phase("G", "G", self.G, self._lrs[1])]
 
     def generate(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         return self.G(z, c)

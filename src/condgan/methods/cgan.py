@@ -11,12 +11,24 @@ construction) or "projection" (Miyato & Koyama 2018); see `condgan.nets.conditio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from condgan.config import Config
-from condgan.methods.base import AdversarialPair, StepInputs
-from condgan.methods.gan import d_source_loss, g_source_loss
+from condgan.config import Config, register_method_config, setting
+from condgan.methods.base import AdversarialPair, Phase, StepInputs
+from condgan.methods.class_splits import ClassSplitConfig
+from condgan.methods.gan import SourceLossConfig, d_source_loss, g_source_loss
+
+
+@register_method_config
+@dataclass(frozen=True)
+class CGANConfig(SourceLossConfig, ClassSplitConfig):
+    name: str = "cgan"
+    # "concat" feeds D the one-hot class (as extra input channels for images); "projection" is
+    # D(x, c) = ψ(φ(x)) + ⟨embed(c), φ(x)⟩ (Miyato & Koyama 2018, eq. 3).
+    cgan_variant: str = setting("concat", choices=("concat", "projection"))
 
 
 class CGAN(AdversarialPair):
@@ -25,9 +37,9 @@ class CGAN(AdversarialPair):
     def __init__(self, G: nn.Module, D: nn.Module, cfg: Config, num_classes: int) -> None:
         super().__init__(G, D, num_classes, cfg.model.z_dim, cfg.method.g_source_loss, cfg.optim.d_lr, cfg.optim.g_lr)
 
-    def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         gen_x = self.generated(step)
-        if phase == "D":
+        if phase.role == "D":
             s_real = self.D(step.real_x, step.real_c)
             s_fake = self.D(gen_x.detach(), step.gen_c)
             return d_source_loss(s_real, s_fake), {

@@ -21,18 +21,30 @@ mini-batches of size 100"), finding that many classes per model lowers sample qu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from condgan.config import Config
+from condgan.config import Config, MethodConfig, setting
 from condgan.errors import ConfigError
 from condgan.methods.base import Method, Phase, StepInputs
 from condgan.nets import DataSpec
 
 SUFFIX = ".s"  # phase "D" of sub-model 3 is "D.s3"
+
+
+@dataclass(frozen=True)
+class ClassSplitConfig(MethodConfig):
+    """The keys of methods that class splits can wrap: conditional on the dataset's classes,
+    without state over the whole training set."""
+
+    # N sub-models, each trained on its own subset of the classes; 1 = one model for all classes.
+    class_splits: int = setting(1, positive=True, needs="a conditional method")
+    # contiguous: classes 0..k-1 → split 0, ...; random: a permutation seeded by train.seed
+    split_mode: str = setting("contiguous", choices=("contiguous", "random"), needs="a conditional method")
 
 
 def split_classes(num_classes: int, splits: int, mode: str, seed: int) -> list[list[int]]:
@@ -61,8 +73,6 @@ class ClassSplits(Method):
         # Saved with the weights, so a checkpoint records which classes each sub-model learnt.
         self.register_buffer("split_of", split_of)  # global class → sub-model
         self.register_buffer("local_of", local_of)  # global class → class index inside its sub-model
-        # phase name → (sub-model, its own phase name)
-        self._phase_of = {f"{p.name}{SUFFIX}{i}": (i, p.name) for i, sub in enumerate(subs) for p in sub.phases()}
         self._routed_for: StepInputs | None = None
         self._routed: list[StepInputs | None] = []
 
@@ -71,7 +81,7 @@ class ClassSplits(Method):
         return [torch.nonzero(self.split_of == i).flatten().tolist() for i in range(len(self.subs))]
 
     def phases(self) -> list[Phase]:
-        return [Phase(f"{p.name}{SUFFIX}{i}", p.module, p.lr, p.interval)
+        return [Phase(f"{p.name}{SUFFIX}{i}", p.role, p.module, p.lr, p.interval, p.level, split=i, inner=p)
                 for i, sub in enumerate(self.subs) for p in sub.phases()]
 
     def latent(self, n: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> torch.Tensor:
@@ -87,16 +97,17 @@ class ClassSplits(Method):
             gen_z=step.gen_z[gen], gen_c=self.local_of[step.gen_c[gen]], step=step.step,
         )
 
-    def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self._routed_for is not step:  # route once per step; each sub-model's cache lives in its inputs
             self._routed_for = step
             self._routed = [self._route(step, i) for i in range(len(self.subs))]
-        i, sub_phase = self._phase_of[phase]
+        i = phase.split
+        assert i is not None and phase.inner is not None, f"phase {phase.name} is not a class-split phase"
         inputs = self._routed[i]
         if inputs is None:  # no real or no generated sample of this split's classes: no update
             return torch.zeros((), device=step.real_x.device, requires_grad=True), {}
         # Statistics keep the sub-model's names, so each logged value is the mean over sub-models.
-        return self.subs[i].loss(sub_phase, inputs)
+        return self.subs[i].loss(phase.inner, inputs)
 
     def generate(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         if c is None or c.is_floating_point():
@@ -120,6 +131,7 @@ class ClassSplits(Method):
 def build_class_splits(cfg: Config, spec: DataSpec, factory: Callable[[Config, DataSpec], Method]) -> Method:
     """`method.class_splits` sub-models made by `factory` (the method named by `method.name`)."""
     m = cfg.method
+    assert isinstance(m, ClassSplitConfig), f"method {m.name} has no class_splits setting"
     if m.class_splits > spec.num_classes:
         raise ConfigError(f"config field method.class_splits: expected at most the {spec.num_classes} classes "
                           f"of the data, found {m.class_splits}")

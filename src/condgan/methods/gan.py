@@ -11,12 +11,30 @@ samples file of such a model has no labels.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from condgan.config import Config
-from condgan.methods.base import AdversarialPair, StepInputs
+from condgan.config import Config, MethodConfig, register_method_config, setting
+from condgan.methods.base import AdversarialPair, Phase, StepInputs
+
+
+@dataclass(frozen=True)
+class SourceLossConfig(MethodConfig):
+    """The key of every method with a GAN source term (all built-in ones)."""
+
+    # "minimax": G minimises E[log(1 − D(G(z)))] as the value function is written (for AC-GAN:
+    # G maximises L_C − L_S, paper eq. 2–3). "non_saturating": G minimises −E[log D(G(z))]
+    # (Goodfellow et al. 2014, §3 heuristic). See `g_source_loss` below.
+    g_source_loss: str = setting("minimax", choices=("minimax", "non_saturating"))
+
+
+@register_method_config
+@dataclass(frozen=True)
+class GANConfig(SourceLossConfig):
+    name: str = "gan"
 
 
 def d_source_loss(s_real: torch.Tensor, s_fake: torch.Tensor) -> torch.Tensor:
@@ -41,9 +59,9 @@ class GAN(AdversarialPair):
     def generate(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return self.G(z)
 
-    def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         gen_x = self.generated(step)
-        if phase == "D":
+        if phase.role == "D":
             s_real, _ = self.D(step.real_x)
             s_fake, _ = self.D(gen_x.detach())
             return d_source_loss(s_real, s_fake), {

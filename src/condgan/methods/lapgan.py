@@ -21,16 +21,33 @@ Gaussian noise plane per finer level (the official code uses one uniform plane p
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from condgan.config import Config
+from condgan.config import Config, register_method_config, setting
 from condgan.errors import ConfigError
 from condgan.methods.base import Method, Phase, StepInputs
+from condgan.methods.class_splits import ClassSplitConfig
+from condgan.methods.gan import SourceLossConfig, d_source_loss, g_source_loss
 from condgan.nets import DataSpec
 from condgan.nets.pyramid import (CoarseDiscriminator, CoarseGenerator, LevelDiscriminator, LevelGenerator,
                                   gaussian_pyramid, level_sizes, upsample)
+
+
+@register_method_config
+@dataclass(frozen=True)
+class LAPGANConfig(SourceLossConfig):
+    name: str = "lapgan"
+    # Levels of the Laplacian pyramid, e.g. 3: 28→14→7, 32→16→8.
+    pyramid_levels: int = setting(3, positive=True)
+
+
+@register_method_config
+@dataclass(frozen=True)
+class CCLAPGANConfig(LAPGANConfig, ClassSplitConfig):
+    name: str = "cclapgan"
 
 
 class LAPGAN(Method):
@@ -102,7 +119,7 @@ class LAPGAN(Method):
         d_lr, g_lr = self._lrs
         out = []
         for k in range(self.K + 1):
-            out += [Phase(f"D{k}", self.D[k], d_lr), Phase(f"G{k}", self.G[k], g_lr)]
+            out += [Phase(f"D{k}", "D", self.D[k], d_lr, level=k), Phase(f"G{k}", "G", self.G[k], g_lr, level=k)]
         return out
 
     def _real(self, k: int, step: StepInputs) -> torch.Tensor:
@@ -134,23 +151,17 @@ class LAPGAN(Method):
             return self.D[k](x, self._c(c))
         return self.D[k](x, self._low(k, step), self._c(c))
 
-    def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        role, k = phase[0], int(phase[1:])
+    def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        k = phase.level
+        assert k is not None, f"phase {phase.name} has no pyramid level"
         fake = self._fake(k, step)
         # Classes: real samples carry theirs; fakes of the coarsest level are drawn (gen_c), fakes of
         # finer levels share the real image's class with the low-pass image they refine.
         fake_c = step.gen_c if k == self.K else step.real_c
-        if role == "D":
+        if phase.role == "D":
             real = self._real(k, step) if k == self.K else self._real(k, step) - self._low(k, step)
             s_real = self._judge(k, real, step.real_c, step)
             s_fake = self._judge(k, fake.detach(), fake_c, step)
-            loss = F.binary_cross_entropy_with_logits(s_real, torch.ones_like(s_real)) + \
-                F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake))
-            return loss, {f"D{k}/p_real": torch.sigmoid(s_real).mean().detach(),
+            return d_source_loss(s_real, s_fake), {f"D{k}/p_real": torch.sigmoid(s_real).mean().detach(),
                           f"D{k}/p_fake": torch.sigmoid(s_fake).mean().detach()}
-        s_fake = self._judge(k, fake, fake_c, step)
-        if self.g_source_loss == "minimax":
-            loss = -F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake))
-        else:
-            loss = F.binary_cross_entropy_with_logits(s_fake, torch.ones_like(s_fake))
-        return loss, {}
+        return g_source_loss(self._judge(k, fake, fake_c, step), self.g_source_loss), {}

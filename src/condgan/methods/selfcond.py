@@ -34,22 +34,34 @@ State (all buffers, so checkpoints carry it and a resumed run equals an uninterr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 from torch import nn
 
-from condgan.config import Config
+from condgan.config import Config, register_method_config, setting
 from condgan.errors import ConfigError
 from condgan.methods.base import Method, Phase, StepInputs
+from condgan.methods.gan import SourceLossConfig, d_source_loss, g_source_loss
 from condgan.metrics.clusters import cluster_purity
 
 FEATURE_BATCH = 1000  # samples per forward pass when extracting D's features for k-means
 ASSIGN_CHUNK = 5000  # samples whose features are held at once when assigning the training set to clusters
 _STREAM_CLUSTER = 4  # seed stream of the k-means draws (the loop uses 0–3)
+
+
+@register_method_config
+@dataclass(frozen=True)
+class SelfCondConfig(SourceLossConfig):
+    name: str = "selfcond"
+    num_clusters: int = setting(10, at_least=2)  # k pseudo-classes
+    recluster_every: int = setting(1000, positive=True)  # steps between re-clusterings
+    # k-means is fitted on a fixed random subset of this many training points
+    cluster_fit_size: int = setting(10000, positive=True)
 
 
 def match_clusters(new: np.ndarray, old: np.ndarray, k: int) -> np.ndarray:
@@ -102,7 +114,7 @@ class SelfCondGAN(Method):
     # ------------------------------------------------------------------ conditioning
 
     def phases(self) -> list[Phase]:
-        return [Phase("D", self.D, self._lrs[0]), Phase("G", self.G, self._lrs[1])]
+        return [Phase("D", "D", self.D, self._lrs[0]), Phase("G", "G", self.G, self._lrs[1])]
 
     def generate(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         """Samples of clusters `c` (cluster ids, not dataset classes)."""
@@ -123,22 +135,17 @@ class SelfCondGAN(Method):
 
     # ------------------------------------------------------------------ training
 
-    def loss(self, phase: str, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if "gen_x" not in step.cache:
             step.cache["gen_x"] = self.G(step.gen_z, step.gen_c)
         gen_x = step.cache["gen_x"]
-        if phase == "D":
+        if phase.role == "D":
             real_c = self.assignment[step.real_idx]  # the pseudo-class; step.real_c is never read
             s_real = self.logit(step.real_x, real_c)
             s_fake = self.logit(gen_x.detach(), step.gen_c)
-            loss = F.binary_cross_entropy_with_logits(s_real, torch.ones_like(s_real)) + \
-                F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake))
-            return loss, {"D/p_real": torch.sigmoid(s_real).mean().detach(),
+            return d_source_loss(s_real, s_fake), {"D/p_real": torch.sigmoid(s_real).mean().detach(),
                           "D/p_fake": torch.sigmoid(s_fake).mean().detach()}
-        s_fake = self.logit(gen_x, step.gen_c)
-        if self.g_source_loss == "minimax":
-            return -F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake)), {}
-        return F.binary_cross_entropy_with_logits(s_fake, torch.ones_like(s_fake)), {}
+        return g_source_loss(self.logit(gen_x, step.gen_c), self.g_source_loss), {}
 
     def prepare(self, data_x: torch.Tensor, data_y: torch.Tensor) -> dict[str, float]:
         """Check k against the data; cluster with the initial D unless a checkpoint brought a partition."""

@@ -56,11 +56,11 @@ def prepare_run_dir(run_dir: Path, cfg: Config | None, *, resume: bool, force: b
         saved = load_config(run_dir / CONFIG_FILE)
         if cfg is not None:
             given, old = _flat(cfg), _flat(saved)
-            for key in sorted(given):
-                if key not in RESUMABLE_CHANGES and given[key] != old[key]:
-                    raise ConfigError(
-                        f"cannot resume {run_dir} with a different {key}: saved {old[key]!r}, given {given[key]!r}"
-                    )
+            # Methods differ in their keys: a change of method is reported as such, before its keys.
+            for key in sorted(given.keys() | old.keys(), key=lambda k: (k != "method.name", k)):
+                if key not in RESUMABLE_CHANGES and given.get(key) != old.get(key):
+                    raise ConfigError(f"cannot resume {run_dir} with a different {key}: saved {old.get(key)!r}, "
+                                      f"given {given.get(key)!r}")
             saved = cfg
         _check_writable(run_dir)
         save_config(saved, run_dir / CONFIG_FILE)

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from condgan.methods.base import Phase
+
 
 class PhaseObjective(nn.Module):
     """One phase's loss as a module that owns exactly the phase's parameters (what DDP wraps).
@@ -36,9 +38,9 @@ class PhaseObjective(nn.Module):
     every rank joins the same all-reduce.
     """
 
-    def __init__(self, method: nn.Module, phase: str, module: nn.Module, touch_all_parameters: bool) -> None:
+    def __init__(self, method: nn.Module, phase: Phase, touch_all_parameters: bool) -> None:
         super().__init__()
-        self.module = module
+        self.module = phase.module
         self.phase = phase
         self.touch_all_parameters = touch_all_parameters
         object.__setattr__(self, "_method", method)  # not a submodule: DDP must not own its other parameters
@@ -50,13 +52,12 @@ class PhaseObjective(nn.Module):
         return loss, stats
 
 
-def wrap_phase(method: nn.Module, phase: str, module: nn.Module, device: torch.device,
-               touch_all_parameters: bool) -> nn.Module:
+def wrap_phase(method: nn.Module, phase: Phase, device: torch.device, touch_all_parameters: bool) -> nn.Module:
     """`PhaseObjective` of `phase` in DistributedDataParallel (gradients averaged over ranks in backward)."""
     ddp = nn.parallel.DistributedDataParallel
     # No buffer sync before each forward: the loop broadcasts every buffer of the method once per
     # step. torch >= 2.13 names the switch forward_sync_buffers (broadcast_buffers is deprecated).
     no_forward_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(ddp).parameters
                        else {"broadcast_buffers": False})
-    return ddp(PhaseObjective(method, phase, module, touch_all_parameters),
+    return ddp(PhaseObjective(method, phase, touch_all_parameters),
                device_ids=[device] if device.type == "cuda" else None, **no_forward_sync)

@@ -237,7 +237,7 @@ def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitor
             phase.module.compile()
     # Distributed: each phase's loss runs as one DDP module (distributed.PhaseObjective).
     objectives = {
-        p.name: distributed.wrap_phase(method, p.name, p.module, device, not method.uses_all_parameters_every_step)
+        p.name: distributed.wrap_phase(method, p, device, not method.uses_all_parameters_every_step)
         for p in phases
     } if dist_info.enabled else {}
     sampler = EpochSampler(len(data.x), t.batch_size, t.seed, dist_info.rank, dist_info.world_size)
@@ -296,7 +296,7 @@ def _step(s: Session, step: int) -> None:
             if s.dist_info.enabled:
                 loss, phase_stats = s.objectives[phase.name](inputs)
             else:
-                loss, phase_stats = s.method.loss(phase.name, inputs)
+                loss, phase_stats = s.method.loss(phase, inputs)
         (scaler.scale(loss) if scaler else loss).backward()
         checked = loss.detach().float()
         if s.dist_info.enabled:  # a NaN on any rank stops every rank
