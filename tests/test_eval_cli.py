@@ -130,3 +130,35 @@ def test_classifier_train_refuses_to_replace_a_judge(env, capsys):
     assert main(argv) == 2
     assert "already exists; pass --force" in capsys.readouterr().err
     assert env["judge"].read_bytes() == before
+
+
+@pytest.mark.parametrize("method, kind", [("gan", "none"), ("lapgan", "none"), ("selfcond", "cluster")])
+def test_eval_run_of_unconditional_and_cluster_methods(env, tmp_path, monkeypatch, capsys, method, kind):
+    """gan/lapgan samples carry no labels and Self-Cond GAN's carry cluster ids: the class-free metrics
+    run, the class metrics are listed as skipped with the reason, and clusters are matched to classes."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    extra = {"gan": [], "lapgan": ["--set", "method.pyramid_levels=2"],
+             "selfcond": ["--set", "method.num_clusters=4", "--set", "method.cluster_fit_size=100"]}[method]
+    assert main(["train", "--config", f"{method}-fashion-mnist" if method != "gan" else "acgan-fashion-mnist",
+                 "--method", method, "--data-dir", str(env["folder"]), "--out", str(run), "--steps", "2",
+                 "--batch-size", "16", "--set", "model.g_channels=8", "--set", "model.d_channels=8",
+                 "--set", "train.ckpt_every=2", *extra, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--run", str(run), "--n", "60", "--data-dir", str(env["folder"]), "--judge",
+                 str(env["judge"]), "--out", str(tmp_path / "rep"), "--device", "cpu", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert result["inputs"]["label_kind"] == kind
+    assert {"fid", "kid", "prdc", "is", "memorization"} <= set(result["keys"])
+    for name in ("accuracy", "intra_fid", "diversity", "correlation", "resolution_sweep", "interpolation"):
+        assert name not in result["keys"] and name in result["skipped"], name
+        assert f"{name:17s} skipped: needs dataset classes" in out
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "skipped" in html and "needs dataset classes" in html
+    if kind == "cluster":
+        m = result["metrics"]
+        assert 0.0 < m["cluster_agreement"] <= m["cluster_purity"] <= 1.0
+        assert "cluster_agreement" in result["keys"]
+    else:
+        assert "cluster_agreement" not in result["keys"]

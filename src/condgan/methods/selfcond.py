@@ -35,19 +35,20 @@ State (all buffers, so checkpoints carry it and a resumed run equals an uninterr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans
-from sklearn.metrics import normalized_mutual_info_score
 from torch import nn
 
 from condgan.config import Config, register_method_config, setting
 from condgan.errors import ConfigError
 from condgan.methods.base import Method, Phase, StepInputs
 from condgan.methods.gan import SourceLossConfig, d_source_loss, g_source_loss
-from condgan.metrics.clusters import cluster_purity
+from condgan.metrics.clusters import cluster_nmi, cluster_purity
+
+if TYPE_CHECKING:
+    from sklearn.cluster import KMeans
 
 FEATURE_BATCH = 1000  # samples per forward pass when extracting D's features for k-means
 ASSIGN_CHUNK = 5000  # samples whose features are held at once when assigning the training set to clusters
@@ -70,6 +71,8 @@ def match_clusters(new: np.ndarray, old: np.ndarray, k: int) -> np.ndarray:
     Hungarian algorithm (scipy's linear_sum_assignment) on the k×k overlap counts
     M[i, j] = #{n : new_n = i, old_n = j}, maximised as in the official hungarian_match.
     """
+    from scipy.optimize import linear_sum_assignment  # slow to import: only when matching
+
     overlap = np.zeros((k, k), dtype=np.int64)
     np.add.at(overlap, (new, old), 1)
     rows, cols = linear_sum_assignment(overlap, maximize=True)
@@ -85,6 +88,8 @@ def kmeans(features: np.ndarray, k: int, seed: int, init_labels: np.ndarray | No
     A cluster of `init_labels` with no member in `features` is re-seeded at a random point (the
     official code does the same for starved clusters).
     """
+    from sklearn.cluster import KMeans  # slow to import: only when clustering
+
     if init_labels is None:
         return KMeans(n_clusters=k, init="k-means++", n_init=1, random_state=seed).fit(features)
     rng = np.random.default_rng(seed)
@@ -204,6 +209,6 @@ class SelfCondGAN(Method):
         labels = data_y.cpu().numpy()
         if len(np.unique(labels)) > 1:  # diagnostics against the true labels, when there are any
             stats["cluster/purity"] = cluster_purity(labels, new)
-            stats["cluster/nmi"] = float(normalized_mutual_info_score(labels, new))
+            stats["cluster/nmi"] = cluster_nmi(labels, new)
         stats["cluster/nonempty"] = float((self.cluster_sizes > 0).sum())
         return stats

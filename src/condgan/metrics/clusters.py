@@ -15,17 +15,27 @@ that an independent classifier (the judge) sees in the samples:
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from sklearn.metrics import normalized_mutual_info_score
-from sklearn.metrics.cluster import contingency_matrix
 
 from condgan.errors import SamplesError
 
 
+def _counts(clusters: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The clusters × classes contingency table of two non-negative int label arrays."""
+    table = np.zeros((int(clusters.max()) + 1, int(classes.max()) + 1), dtype=np.int64)
+    np.add.at(table, (clusters, classes), 1)
+    return table
+
+
 def cluster_purity(labels: np.ndarray, clusters: np.ndarray) -> float:
     """Purity of `clusters` with respect to `labels` (both int arrays of length N)."""
-    table = contingency_matrix(labels, clusters)  # classes × clusters
-    return float(table.max(axis=0).sum() / len(labels))
+    return float(_counts(np.asarray(clusters), np.asarray(labels)).max(axis=1).sum() / len(labels))
+
+
+def cluster_nmi(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Normalised mutual information of two partitions (sklearn, imported here: it is slow to import)."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    return float(normalized_mutual_info_score(labels, clusters))
 
 
 def cluster_agreement(clusters: np.ndarray, classes: np.ndarray, num_classes: int) -> dict[str, float]:
@@ -35,19 +45,21 @@ def cluster_agreement(clusters: np.ndarray, classes: np.ndarray, num_classes: in
     "cluster/cluster_k_class" (its matched class, -1 if unmatched) and "cluster/cluster_k_share"
     (its share of the samples).
     """
+    from scipy.optimize import linear_sum_assignment  # slow to import: only when matching
+
     clusters, classes = np.asarray(clusters, dtype=np.int64), np.asarray(classes, dtype=np.int64)
     if clusters.shape != classes.shape or clusters.ndim != 1 or len(clusters) == 0:
         raise SamplesError(f"cluster agreement: expected two label arrays of one length N >= 1, "
                            f"found shapes {clusters.shape} and {classes.shape}")
     k = int(clusters.max()) + 1
     counts = np.zeros((k, num_classes), dtype=np.int64)
-    np.add.at(counts, (clusters, classes), 1)
+    counts[:, :classes.max() + 1] = _counts(clusters, classes)
     rows, cols = linear_sum_assignment(counts, maximize=True)
     matched = np.full(k, -1)
     matched[rows] = cols
     out = {"cluster_agreement": float(counts[rows, cols].sum() / len(clusters)),
            "cluster_purity": cluster_purity(classes, clusters),
-           "cluster_nmi": float(normalized_mutual_info_score(classes, clusters)),
+           "cluster_nmi": cluster_nmi(classes, clusters),
            "clusters_used": float((counts.sum(1) > 0).sum())}
     for c in range(k):
         out[f"cluster/cluster_{c}_class"] = float(matched[c])

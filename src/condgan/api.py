@@ -1,0 +1,134 @@
+"""The Python API that the `condgan` verbs wrap: train, sample, evaluate.
+
+    import condgan
+    run = condgan.train("acgan-fashion-mnist", "runs/fm", overrides=["train.steps=2000"])
+    samples = condgan.sample("runs/fm", 10_000)                   # a condgan.samples.Samples
+    result = condgan.evaluate(samples, "fashion-mnist")           # {"metrics": {...}, ...}
+    result = condgan.evaluate(images_uint8_nhwc, "fashion-mnist", labels=labels)   # in-memory arrays
+
+Each function takes paths or in-memory objects, as torch-fidelity's `calculate_metrics` does, and
+raises the package's own errors (condgan.errors) on bad input. The heavy stages are imported when a
+function is called, so `import condgan` stays quick.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import torch
+
+from condgan.config import Config, preset_or_path, resolve_config
+from condgan.data import LabelledData, load_dataset
+from condgan.data.base import to_uint8_nhwc
+from condgan.device import resolve_device
+from condgan.errors import SamplesError
+from condgan.samples import Samples, make_samples, read_samples
+
+if TYPE_CHECKING:
+    from condgan.training.loop import RunResult
+
+
+def train(config: Config | str | Path | None, out: str | Path, *, overrides: Sequence[str] = (),
+          resume: bool = False, force: bool = False, progress: bool = True) -> RunResult:
+    """Train into the run directory `out` (what `condgan train` does).
+
+    Args:
+        config: a `Config`, a preset name or YAML file (overrides apply on top), or None with
+            `resume` (the run's saved config, with `overrides` for the resumable fields).
+        out: the run directory; an existing run is refused unless `resume` or `force`.
+    """
+    from condgan.training.loop import train as train_loop
+
+    if isinstance(config, (str, Path)):
+        config = resolve_config([preset_or_path(str(config))], list(overrides))
+    elif config is not None and overrides:
+        config = resolve_config(base=config.to_dict(), overrides=list(overrides))
+    return train_loop(config, out, resume=resume, force=force, progress=progress)
+
+
+def sample(run: str | Path, n: int, classes: Sequence[int] | None = None, *, seed: int = 0,
+           device: str = "cpu", out: str | Path | None = None) -> Samples:
+    """n samples of a trained run, balanced over `classes` (default: all); written to `out` if given."""
+    from condgan.samples import write_samples
+    from condgan.sampling import Classes, draw_samples, load_run
+
+    loaded = load_run(run, device=resolve_device(device))
+    samples = draw_samples(loaded.method, n, Classes.balanced(list(classes or [])), seed=seed,
+                           device=resolve_device(device))
+    if out is not None:
+        write_samples(out, samples)
+    return samples
+
+
+def _as_samples(samples: Samples | str | Path | np.ndarray | torch.Tensor, labels, label_kind: str | None) -> Samples:
+    """A `Samples` from a file, a `Samples`, uint8 N×H×W×C images or float N×C×H×W images in [-1, 1]."""
+    if isinstance(samples, Samples):
+        return samples
+    if isinstance(samples, (str, Path)):
+        return read_samples(samples)
+    if isinstance(samples, torch.Tensor):
+        if samples.dim() != 4 or not samples.is_floating_point():
+            raise SamplesError(f"samples: expected float N×C×H×W images in [-1, 1], found {samples.dtype} "
+                               f"of shape {tuple(samples.shape)}")
+        samples = to_uint8_nhwc(samples.detach().cpu())
+    kind = label_kind or ("class" if labels is not None else "none")
+    return make_samples(np.asarray(samples), labels, kind, source="samples")
+
+
+def evaluate(
+    samples: Samples | str | Path | np.ndarray | torch.Tensor,
+    real: str | LabelledData,
+    metrics: Sequence[str] | None = None,
+    *,
+    labels: np.ndarray | torch.Tensor | None = None,
+    label_kind: str | None = None,
+    judge: str | Path | None = None,
+    inception_weights: str | Path | None = None,
+    data_dir: str | None = None,
+    out: str | Path | None = None,
+    pairs: int = 100,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = False,
+) -> dict:
+    """The evaluation suite on samples against a real dataset's test split (what `condgan eval` runs).
+
+    Args:
+        samples: a samples file, a `condgan.samples.Samples`, or in-memory images: uint8
+            N×H×W×C (numpy) or float N×C×H×W in [-1, 1] (torch), with `labels` when conditional.
+        real: a dataset name (its test split is the reference) or a `LabelledData` (the test set).
+        metrics: names from `condgan.evaluation.metrics.EVAL_METRICS`; None: the defaults for
+            the samples' labels.
+        label_kind: what `labels` are, "class" (default when labels are given) or "cluster".
+        judge: the judge's safetensors file; None: the cached judge of the dataset.
+        inception_weights: FID Inception weights for is/fid/kid/prdc/intra_fid; None: the judge.
+        out: folder for metrics.json, report.html and figures; None writes nothing.
+
+    Returns:
+        the suite's result (`condgan.evaluation.suite.evaluate`).
+    """
+    from condgan.evaluation.suite import EvalOptions, default_metrics
+    from condgan.evaluation.suite import evaluate as run_suite
+    from condgan.metrics.classifier import default_judge_path, load_judge
+    from condgan.metrics.features import inception_extractor
+    from condgan.report.html import write_report
+    from condgan.samples import check_against
+
+    s = _as_samples(samples, labels, label_kind)
+    real_name = real if isinstance(real, str) else None
+    real_set = load_dataset(real, "test", data_dir=data_dir) if isinstance(real, str) else real
+    names = list(metrics) if metrics else default_metrics(s.label_kind)
+    check_against(s, real_set, "samples", pairs if "diversity" in names else None)
+    dev = resolve_device(device)
+    judge_model = load_judge(judge or default_judge_path(real_set.name, tuple(real_set.x.shape[1:])), dev)
+    features = inception_extractor(inception_weights, dev) if inception_weights else None
+    train_data = (lambda: load_dataset(real_name, "train", data_dir=data_dir)) if real_name else None
+    result = run_suite(s.float_images(), s.labels, real_set, label_kind=s.label_kind, judge=judge_model,
+                       features=features, metrics=names, train_data=train_data,
+                       options=EvalOptions(pairs=pairs, seed=seed, out_dir=Path(out) if out else None,
+                                           progress=progress))
+    if out is not None:
+        write_report(result, out)
+    return result
