@@ -6,6 +6,14 @@ found. The CLI prints the message as one line and exits with `EXIT_USER_ERROR`.
 """
 
 EXIT_USER_ERROR = 2
+MAX_MESSAGE_CHARS = 400  # an error message is one line of at most this many characters
+
+
+def one_line(text: object, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` on one line (runs of whitespace, newlines included, become one space), cut to `limit`
+    characters with a trailing "…", so that no echoed value can flood a terminal or a log."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
 class CondganError(Exception):
@@ -34,3 +42,7 @@ class TrainingDiverged(CondganError):
 
 class SamplesError(CondganError):
     """A samples file (.npz interchange format) is malformed or does not match the real data."""
+
+
+class WriteError(CondganError):
+    """An output file or folder cannot be written (not writable, disk full, ...); names the path."""
