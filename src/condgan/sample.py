@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from condgan.config import Config, load_config, resolve_config
-from condgan.errors import CheckpointError, ConfigError, SamplesError
+from condgan.errors import CheckpointError, ConfigError
 from condgan.methods import Method, build_method
 from condgan.nets import DataSpec
 from condgan.data.base import to_uint8_nhwc
-from condgan.io import atomic_write
+from condgan.io import atomic_write_bytes
 from condgan.run.checkpoint import latest_checkpoint, load_checkpoint, load_model_state
 from condgan.run.directory import CONFIG_FILE
 
@@ -43,18 +43,18 @@ def load_run(run: str | Path, checkpoint: str | Path | None = None, device: str 
     path = Path(checkpoint) if checkpoint else latest_checkpoint(run)
     if path is None:
         raise CheckpointError(f"run {run}: no checkpoint found under {run / 'checkpoints'}")
-    state = load_checkpoint(path)
+    state = load_checkpoint(path)  # structure and meta checked (run.checkpoint.validate_checkpoint)
     meta = state["meta"]
-    try:
-        cfg = resolve_config(base=meta["config"])
-        spec = DataSpec(tuple(meta["sample_shape"]), int(meta["num_classes"]), int(meta.get("num_samples", 0)))
-        names = list(meta["class_names"])
-    except (KeyError, TypeError, ConfigError) as exc:
-        raise CheckpointError(f"checkpoint {path}: metadata is incomplete or invalid ({exc})") from None
+    cfg = resolve_config(base=meta["config"])
+    spec = DataSpec(tuple(meta["sample_shape"]), meta["num_classes"], meta["num_samples"])
+    names = list(meta["class_names"])
     run_config = run / CONFIG_FILE
     if run_config.exists():  # the checkpoint must be one of this run's model
         _check_same_model(load_config(run_config), cfg, path)
-    method = build_method(cfg, spec)
+    try:
+        method = build_method(cfg, spec)
+    except ConfigError as exc:  # e.g. a resolution the architecture does not support
+        raise CheckpointError(f"checkpoint {path}: cannot build its model ({exc})") from None
     load_model_state(method, state["model"], path)
     method.to(device).eval()
     return LoadedRun(method, cfg, names, spec.sample_shape, int(state["step"]), path)
@@ -169,8 +169,5 @@ def save_samples(path: str | Path, x: torch.Tensor | np.ndarray, labels: torch.T
         arrays["labels"] = labels.numpy().astype(np.int64)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    try:
-        atomic_write(path, lambda tmp: tmp.write_bytes(buf.getvalue()))
-    except OSError as exc:
-        raise SamplesError(f"samples file {path}: cannot write ({exc.strerror})") from None
+    atomic_write_bytes(path, buf.getvalue())  # a failed write is a WriteError naming the file
     return path

@@ -38,7 +38,8 @@ from condgan.nets import DataSpec
 from condgan.report.grid import class_grid, save_png, save_scatter
 from condgan import dist
 from condgan.training import distributed, stats
-from condgan.run.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, load_model_state, save_checkpoint
+from condgan.run.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, load_model_state,
+                                    load_optimizer_state, save_checkpoint)
 from condgan.run.directory import METRICS_FILE, prepare_run_dir, truncate_metrics
 from condgan.training.speed import grad_scaler, resolve_speed, set_determinism
 
@@ -209,7 +210,7 @@ def train(
     if state is not None:
         load_model_state(method, state["model"], ckpt)
         for name, opt in optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
+            load_optimizer_state(opt, state["optimizers"], name, ckpt)
         start = int(state["step"])
     if dist_info.enabled:
         dist.broadcast_module(method)  # identical start on every rank, whatever the init
