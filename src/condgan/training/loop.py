@@ -83,7 +83,8 @@ class EpochSampler:
 
     def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         if batch_size > n:
-            raise ValueError(f"train.batch_size {batch_size} exceeds the dataset size {n}")
+            raise ConfigError(f"config field train.batch_size: expected at most the {n} training samples, "
+                              f"found {batch_size}")
         if batch_size % world_size:
             raise ValueError(f"train.batch_size {batch_size} is not divisible by the {world_size} ranks")
         self.n, self.batch_size, self.seed = n, batch_size, seed
