@@ -105,6 +105,31 @@ def check_writable(path: str | Path, *, folder: bool = False, what: str = "outpu
     return path
 
 
+class LineLog:
+    """An append-only text log (e.g. metrics.jsonl, one JSON row per line) whose OSErrors (a full
+    disk) are WriteErrors naming the file, like those of `atomic_write`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self._fh = open(self.path, "a")
+        except OSError as exc:
+            raise WriteError(f"{self.path}: cannot write ({_reason(exc)})") from None
+
+    def write_line(self, line: str) -> None:
+        try:
+            self._fh.write(line + "\n")
+            self._fh.flush()
+        except OSError as exc:
+            raise WriteError(f"{self.path}: cannot write ({_reason(exc)})") from None
+
+    def close(self) -> None:
+        try:
+            self._fh.close()
+        except OSError:
+            pass  # a failed flush was reported by write_line
+
+
 def file_sha256(path: str | Path) -> str:
     """sha256 (hex) of a file's bytes, read in 1 MiB chunks."""
     digest = hashlib.sha256()
@@ -149,7 +174,7 @@ def _read_npy_member(fh: Any, info: zipfile.ZipInfo, where: str, error: type[Con
     else:
         raise error(f"{where}: unsupported .npy format version {version}")
     if dtype.hasobject:
-        raise error(f"{where}: holds Python objects (dtype {dtype}), which load only by unpickling; "
+        raise error(f"{where}: not a readable .npz without pickles: dtype {dtype} holds Python objects; "
                     "expected plain numeric arrays")
     nbytes = math.prod(shape) * dtype.itemsize
     body = info.file_size - fh.tell()

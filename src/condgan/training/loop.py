@@ -33,6 +33,7 @@ from condgan.config import Config
 from condgan.data import LabelledData, load_dataset
 from condgan.device import resolve_device
 from condgan.errors import ConfigError, TrainingDiverged
+from condgan.io import LineLog
 from condgan.methods import Method, StepInputs, build_method
 from condgan.nets import DataSpec
 from condgan.report.grid import class_grid, save_png, save_scatter
@@ -231,7 +232,7 @@ def train(
         from torch.utils.tensorboard import SummaryWriter  # slow import: only when training
 
         writer = SummaryWriter(str(run_dir / "events"), purge_step=start if start else None)
-        log = open(run_dir / METRICS_FILE, "a")
+        log = LineLog(run_dir / METRICS_FILE)
     last_stats: dict[str, float] = {}
     last_ckpt = ckpt
     bar = tqdm(total=t.steps, initial=start, unit="step", disable=not (progress and main), dynamic_ncols=True)
@@ -305,8 +306,7 @@ def train(
             if main and (finished % t.log_every == 0 or finished == t.steps):
                 row = {"step": finished, "kimg": finished * t.batch_size / 1000,
                        "images_per_sec": done * t.batch_size / elapsed, **last_stats}
-                log.write(json.dumps(row) + "\n")
-                log.flush()
+                log.write_line(json.dumps(row))
                 for name, value in row.items():
                     if name != "step":
                         writer.add_scalar(name, value, finished)
