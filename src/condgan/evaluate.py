@@ -33,6 +33,7 @@ import torch
 from condgan.data import LabelledData
 from condgan.data.base import images_to_unit_range, to_uint8_nhwc
 from condgan.errors import ConfigError, SamplesError
+from condgan.io import load_npz
 from condgan.metrics import correlation, discriminability, diversity, fid, inception_score, interpolation, kid
 from condgan.metrics import memorization, prdc
 from condgan.metrics.features import Extractor, judge_extractor, real_features
@@ -391,13 +392,7 @@ def load_samples(path: str | Path, real: LabelledData, pairs: int | None = None)
         (images float N×C×H×W in [-1, 1], labels int64 N).
     """
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {name: f[name] for name in f.files}
-    except FileNotFoundError:
-        raise SamplesError(f"samples file {path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise SamplesError(f"samples file {path}: not a readable .npz without pickles ({exc})") from None
+    arrays = load_npz(path, f"samples file {path}", SamplesError)  # bounded, no pickles
     for key in ("images", "labels"):
         if key not in arrays:
             raise SamplesError(f"samples file {path}: expected arrays 'images' and 'labels', "
