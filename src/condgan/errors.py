@@ -10,10 +10,14 @@ MAX_MESSAGE_CHARS = 400  # an error message is one line of at most this many cha
 
 
 def one_line(text: object, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """`text` on one line (runs of whitespace, newlines included, become one space), cut to `limit`
-    characters with a trailing "…", so that no echoed value can flood a terminal or a log."""
+    """`text` on one line (runs of whitespace, newlines included, become one space) of at most
+    `limit` characters, so that no echoed value can flood a terminal or a log. A longer text
+    keeps its start and its end (where messages say what to do) around a "…"."""
     flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
+    if len(flat) <= limit:
+        return flat
+    tail = (limit - 1) * 2 // 5
+    return flat[:limit - 1 - tail] + "…" + (flat[-tail:] if tail else "")
 
 
 class CondganError(Exception):
