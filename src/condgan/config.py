@@ -211,7 +211,10 @@ def _merge(base: dict[str, Any], diff: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; larger ones are refused unread
+# A config file is a few hundred bytes; larger ones are refused unread. 64 KiB, not more: the
+# pure-Python YAML loader (needed to refuse aliases and repeated keys) takes ~15 s per MiB of
+# dense YAML.
+MAX_CONFIG_BYTES = 64 << 10
 MAX_OVERRIDE_CHARS = 10_000
 _MAX_DEPTH = 16  # nesting of YAML collections; configs use 2 (section → key)
 
