@@ -4,8 +4,12 @@ import pytest
 import torch
 from torch import nn
 
-from condgan.errors import CheckpointError
+from condgan.config import Config
+from condgan.errors import CheckpointError, WriteError
 from condgan.run import checkpoint as ck
+
+# What every checkpoint's meta holds (training.loop.checkpoint_meta); validated on load.
+META = {"sample_shape": [2], "num_classes": 1, "num_samples": 0, "class_names": ["a"], "config": Config().to_dict()}
 
 
 def _model(width=4):
@@ -15,7 +19,7 @@ def _model(width=4):
 def _save(run, step, model=None, keep=3):
     model = model or _model()
     opt = torch.optim.Adam(model.parameters())
-    return ck.save_checkpoint(run, step, model, {"G": opt}, {"note": "x"}, keep)
+    return ck.save_checkpoint(run, step, model, {"G": opt}, META, keep)
 
 
 def test_round_trip_and_pruning(tmp_path):
@@ -24,7 +28,7 @@ def test_round_trip_and_pruning(tmp_path):
         _save(tmp_path, step, model, keep=2)
     assert [p.name for p in ck.list_checkpoints(tmp_path)] == ["ckpt-00000030.pt", "ckpt-00000040.pt"]
     state = ck.load_checkpoint(ck.latest_checkpoint(tmp_path))
-    assert state["step"] == 40 and state["meta"] == {"note": "x"}
+    assert state["step"] == 40 and state["meta"] == META
     fresh = _model()
     ck.load_model_state(fresh, state["model"], tmp_path)
     for a, b in zip(fresh.parameters(), model.parameters()):
@@ -64,12 +68,12 @@ def test_failed_write_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
     good = _save(tmp_path, 1)
     before = good.read_bytes()
 
-    def broken_save(obj, f, *a, **k):
-        open(f, "wb").write(b"half")
+    def full_disk(self, data):
+        open(self, "wb").write(data[:4])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ck.torch, "save", broken_save)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(type(good), "write_bytes", full_disk)
+    with pytest.raises(WriteError, match=r"ckpt-00000002.pt: cannot write \(No space left on device\)"):
         _save(tmp_path, 2)
     assert [p.name for p in ck.list_checkpoints(tmp_path)] == ["ckpt-00000001.pt"]
     assert good.read_bytes() == before

@@ -12,7 +12,18 @@ from pathlib import Path
 from typing import Callable
 
 from condgan.config import preset_or_path
-from condgan.errors import EXIT_USER_ERROR, CondganError, ConfigError, RunDirError
+from condgan.errors import EXIT_USER_ERROR, CondganError, ConfigError, RunDirError, one_line
+from condgan.io import check_writable
+
+def _check_count(flag: str, value: int, what: str) -> None:
+    if value < 1:
+        raise ConfigError(f"{flag}: expected a positive number of {what}, found {value}")
+
+
+def _check_seed(flag: str, value: int) -> None:
+    if not 0 <= value < 2**63:
+        raise ConfigError(f"{flag}: expected a seed in [0, 2**63), found {value}")
+
 
 def _parse_classes(text: str | None) -> list[int] | None:
     if not text:
@@ -91,21 +102,24 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from condgan.samples import write_samples
     from condgan.sampling import Classes, check_classes, class_grid, draw_samples, load_run
 
-    if args.n <= 0:
-        raise ConfigError(f"--n: expected a positive number of samples, found {args.n}")
-    if args.grid and args.grid_rows < 1:
-        raise ConfigError(f"--grid-rows: expected a positive number of rows, found {args.grid_rows}")
+    _check_count("--n", args.n, "samples")
+    _check_seed("--seed", args.seed)
+    if args.grid:
+        _check_count("--grid-rows", args.grid_rows, "grid rows")
+    classes = _parse_classes(args.classes)
+    check_writable(args.out, what="--out")  # outputs are checked before any work
+    if args.grid:
+        check_writable(args.grid, what="--grid")
     device = resolve_device(args.device)
     run = load_run(args.run, args.checkpoint, device)
-    classes = _parse_classes(args.classes)
+    if args.grid and len(run.sample_shape) != 3:
+        raise ConfigError("--grid: class grids are for image models; 2D models are plotted by `condgan eval`")
+    cols = check_classes(classes, max(run.method.num_classes, 1)) if args.grid else None  # Self-Cond GAN: clusters
     samples = draw_samples(run.method, args.n, Classes.balanced(classes), seed=args.seed, device=device)
     path = write_samples(args.out, samples)
     print(f"wrote {len(samples)} samples to {path} (step {run.step}, {run.checkpoint}; labels: {samples.label_kind})")
     if args.grid:
-        if len(run.sample_shape) != 3:
-            raise ConfigError("--grid: class grids are for image models; 2D models are plotted by `condgan eval`")
         z = run.method.latent(args.grid_rows, generator=torch.Generator().manual_seed(args.seed))
-        cols = check_classes(classes, max(run.method.num_classes, 1))  # Self-Cond GAN: cluster ids
         print(f"wrote grid {save_png(class_grid(run.method, z, cols, device), args.grid)}")
     return 0
 
@@ -139,12 +153,17 @@ def cmd_classifier_train(args: argparse.Namespace) -> int:
     from condgan.data import load_dataset
     from condgan.metrics.classifier import default_judge_path, save_judge, train_judge
 
+    _check_count("--epochs", args.epochs, "epochs")
+    _check_seed("--seed", args.seed)
+    if args.out:  # outputs are checked before any work (the default path once the data's shape is known)
+        check_writable(args.out, what="--out")
     train = load_dataset(args.data, "train", data_dir=args.data_dir, resolution=args.resolution)
     test = load_dataset(args.data, "test", data_dir=args.data_dir, resolution=args.resolution)
     shape = tuple(train.x.shape[1:])
     path = Path(args.out) if args.out else default_judge_path(train.name, shape)
     if path.exists() and not args.force:  # numbers elsewhere cite this judge's hash: never replace it silently
         raise RunDirError(f"judge {path} already exists; pass --force to replace it or --out to write elsewhere")
+    check_writable(path, what="judge")
     model, acc, seconds = train_judge(train, test, epochs=args.epochs, seed=args.seed, progress=not args.no_progress)
     judge = save_judge(model, path, dataset=train.name, class_names=list(train.class_names), sample_shape=shape,
                        test_accuracy=acc)
@@ -160,6 +179,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from condgan.evaluation.suite import EvalOptions, parse_metrics
     from condgan.metrics.features import inception_weights_from_env
 
+    _check_seed("--seed", args.seed)
+    check_writable(args.out, folder=True, what="--out")  # before any work
     metrics = parse_metrics(args.metrics)
     weights = inception_weights_from_env(args.inception_weights)
     req = EvalRequest(out_dir=Path(args.out), samples=Path(args.samples) if args.samples else None,
@@ -185,6 +206,7 @@ def cmd_bench_modes(args: argparse.Namespace) -> int:
 
     methods = parse_names(args.methods, METHODS.names(), "methods")
     datasets = parse_names(args.datasets, DATASETS, "datasets", ALIASES)
+    check_writable(args.out, folder=True, what="--out")
     _, table = run_bench(methods, datasets, args.trials, args.out, steps=args.steps, num_eval=args.eval_samples,
                          overrides=args.set or [], judge=args.judge, progress=not args.no_progress)
     print(table)
@@ -198,6 +220,7 @@ def cmd_bench_modes(args: argparse.Namespace) -> int:
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from condgan.quickstart import run_quickstart
 
+    check_writable(args.out, folder=True, what="--out")
     run_quickstart(Path(args.out), steps=args.steps, force=args.force)
     return 0
 
@@ -319,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return fn(args)
     except CondganError as exc:
-        print(f"condgan: error: {exc}", file=sys.stderr)
+        print(f"condgan: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("condgan: interrupted", file=sys.stderr)

@@ -11,6 +11,7 @@ name, what was expected and what was found. The resolved config is saved in the 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any, Union
 
 import yaml
 
-from condgan.errors import ConfigError
+from condgan.errors import ConfigError, one_line
 from condgan.registry import Registry
 
 DEFAULT_METHOD = "acgan"
@@ -41,15 +42,22 @@ class Rule:
         """Refuse `value` (already of the field's type) with the dotted field name; None passes."""
         if value is None:
             return
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config field {where}: expected a finite number, found {value!r}")
         if self.choices and value not in self.choices:
             raise ConfigError(f"config field {where}: expected one of {', '.join(self.choices)}, found {value!r}")
         if self.positive and value <= 0:
             raise ConfigError(f"config field {where}: expected a positive number, found {value!r}")
         low, high = self.at_least, self.below
         if low is not None and high is not None and not low <= value < high:
-            raise ConfigError(f"config field {where}: expected a value in [{low:g}, {high:g}), found {value!r}")
+            raise ConfigError(f"config field {where}: expected a value in [{_number(low)}, {_number(high)}), found {value!r}")
         if low is not None and high is None and value < low:
             raise ConfigError(f"config field {where}: expected >= {low}, found {value!r}")
+
+
+def _number(x: float) -> str:
+    """A bound as people write it: 0, 2**63 = 9223372036854775808 for ints, 0.5 for floats."""
+    return str(x) if isinstance(x, int) else f"{x:g}"
 
 
 NO_RULE = Rule()
@@ -111,10 +119,10 @@ def register_method_config(cls: type[MethodConfig]) -> type[MethodConfig]:
 
 
 def method_config_class(name: str) -> type[MethodConfig]:
-    """The registered section of method `name`; unknown names are refused with the registered ones."""
-    if not METHOD_CONFIGS.names():
-        raise ConfigError(f"config field method.name: no method config sections are registered, found {name!r}; "
-                          "import condgan.methods (it registers the built-in methods) before resolving a config")
+    """The registered section of method `name`; unknown names are refused with the registered ones.
+
+    The built-in methods register theirs when the package is imported (condgan/__init__.py imports
+    condgan.methods), so any `import condgan....` finds them."""
     return METHOD_CONFIGS.get(name)
 
 
@@ -137,7 +145,7 @@ class OptimConfig:
 class TrainConfig:
     steps: int = setting(3000, positive=True)
     batch_size: int = setting(64, positive=True)
-    seed: int = 0
+    seed: int = setting(0, at_least=0, below=2**63)  # numpy SeedSequence and torch take [0, 2**63)
     device: str = setting("auto", choices=("auto", "cpu", "cuda", "mps"))
     threads: int | None = setting(None, positive=True)  # torch intra-op threads; None: torch's default
     log_every: int = setting(50, positive=True)  # steps between metrics.jsonl / TensorBoard rows
@@ -264,15 +272,84 @@ def _merge(base: dict[str, Any], diff: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# A config file is a few hundred bytes; larger ones are refused unread. 64 KiB, not more: the
+# pure-Python YAML loader (needed to refuse aliases and repeated keys) takes ~15 s per MiB of
+# dense YAML.
+MAX_CONFIG_BYTES = 64 << 10
+MAX_OVERRIDE_CHARS = 10_000
+_MAX_DEPTH = 16  # nesting of YAML collections; configs use 2 (section → key)
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader for configs, refusing what a config never needs and an attacker uses:
+    anchors and aliases (a few hundred bytes of nested aliases expand to gigabytes), repeated keys
+    (the later one would silently win) and deep nesting (recursion in the composer)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None, "YAML anchors and aliases (&name, *name) are not allowed in a config", event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > _MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {_MAX_DEPTH} levels deep", event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:
+                    continue  # an unhashable key: SafeConstructor refuses it below
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {_echo(key)} (first at line {first})", key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _echo(value: Any) -> str:
+    """repr of a user-given value, cut to 200 characters, for error messages."""
+    return one_line(repr(value), 200)
+
+
+def _load_yaml(text: str) -> Any:
+    """`text` parsed by `_ConfigLoader`; raises ValueError (one line, with line and column) when invalid."""
+    try:
+        return yaml.load(text, Loader=_ConfigLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise ValueError(one_line(where + (exc.problem or exc.context or type(exc).__name__), 200)) from None
+    except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as exc:
+        # ValueError: e.g. an int of more digits than Python converts (sys.get_int_max_str_digits)
+        raise ValueError(one_line(f"{type(exc).__name__}: {exc}", 200)) from None
+
+
 def parse_override(text: str) -> dict[str, Any]:
-    """`train.steps=100` → {"train": {"steps": 100}} (the value is parsed as YAML)."""
+    """`train.steps=100` → {"train": {"steps": 100}} (the value is parsed as YAML, without aliases)."""
+    if len(text) > MAX_OVERRIDE_CHARS:
+        raise ConfigError(f"override {_echo(text)}: longer than {MAX_OVERRIDE_CHARS} characters")
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"override {text!r}: expected section.key=value")
+        raise ConfigError(f"override {_echo(text)}: expected section.key=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
+        value = _load_yaml(raw) if raw.strip() else None
+    except ValueError as exc:
+        raise ConfigError(f"override {_echo(text)}: value is not valid YAML ({exc})") from None
     nested: dict[str, Any] = {}
     node = nested
     parts = key.strip().split(".")
@@ -283,15 +360,25 @@ def parse_override(text: str) -> dict[str, Any]:
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file as a dict: UTF-8, at most `MAX_CONFIG_BYTES`, plain YAML (no anchors or aliases,
+    no repeated keys). Every error is a one-line ConfigError naming the file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"config file {path}: cannot read ({exc.strerror})") from None
+        raise ConfigError(f"config file {path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path}: larger than {MAX_CONFIG_BYTES} bytes; a config is a small YAML file")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path}: not valid YAML ({exc})".replace("\n", " ")) from None
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                          f"{exc.start})") from None
+    try:
+        data = _load_yaml(text)
+    except ValueError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML ({exc})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

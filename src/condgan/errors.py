@@ -6,6 +6,18 @@ found. The CLI prints the message as one line and exits with `EXIT_USER_ERROR`.
 """
 
 EXIT_USER_ERROR = 2
+MAX_MESSAGE_CHARS = 400  # an error message is one line of at most this many characters
+
+
+def one_line(text: object, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` on one line (runs of whitespace, newlines included, become one space) of at most
+    `limit` characters, so that no echoed value can flood a terminal or a log. A longer text
+    keeps its start and its end (where messages say what to do) around a "…"."""
+    flat = " ".join(str(text).split())
+    if len(flat) <= limit:
+        return flat
+    tail = (limit - 1) * 2 // 5
+    return flat[:limit - 1 - tail] + "…" + (flat[-tail:] if tail else "")
 
 
 class CondganError(Exception):
@@ -34,3 +46,7 @@ class TrainingDiverged(CondganError):
 
 class SamplesError(CondganError):
     """A samples file (.npz interchange format) is malformed or does not match the real data."""
+
+
+class WriteError(CondganError):
+    """An output file or folder cannot be written (not writable, disk full, ...); names the path."""

@@ -15,7 +15,6 @@ validates the format.
 from __future__ import annotations
 
 import io
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import torch
 from condgan.data import LabelledData
 from condgan.data.base import images_to_unit_range
 from condgan.errors import SamplesError
-from condgan.io import atomic_write
+from condgan.io import atomic_write_bytes, load_npz
 
 LABEL_KINDS = ("class", "cluster", "none")
 
@@ -99,25 +98,14 @@ def write_samples(path: str | Path, samples: Samples) -> Path:
         arrays["labels"] = samples.labels.astype(np.int64)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    try:
-        atomic_write(path, lambda tmp: tmp.write_bytes(buf.getvalue()))
-    except OSError as exc:
-        raise SamplesError(f"samples file {path}: cannot write ({exc.strerror})") from None
-    return path
+    return atomic_write_bytes(path, buf.getvalue())  # a failed write is a WriteError naming the file
 
 
 def read_samples(path: str | Path) -> Samples:
     """Read and validate a samples file; every problem is one SamplesError naming the file."""
     path = Path(path)
     source = f"samples file {path}"
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {name: f[name] for name in f.files}
-    except FileNotFoundError:
-        raise SamplesError(f"{source}: no such file") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise SamplesError(f"{source}: not a readable .npz without pickles ({str(exc)[:200]})") from None
-    return _validate(arrays, source)
+    return _validate(load_npz(path, source, SamplesError), source)  # bounded, no pickles
 
 
 def check_against(samples: Samples, real: LabelledData, source: str, pairs: int | None = None) -> None:

@@ -55,18 +55,18 @@ def load_run(run: str | Path, checkpoint: str | Path | None = None, device: str 
     path = Path(checkpoint) if checkpoint else latest_checkpoint(run)
     if path is None:
         raise CheckpointError(f"run {run}: no checkpoint found under {run / 'checkpoints'}")
-    state = load_checkpoint(path)
+    state = load_checkpoint(path)  # structure and meta checked (run.checkpoint.validate_checkpoint)
     meta = state["meta"]
-    try:
-        cfg = resolve_config(base=meta["config"])
-        spec = DataSpec(tuple(meta["sample_shape"]), int(meta["num_classes"]), int(meta.get("num_samples", 0)))
-        names = list(meta["class_names"])
-    except (KeyError, TypeError, ConfigError) as exc:
-        raise CheckpointError(f"checkpoint {path}: metadata is incomplete or invalid ({exc})") from None
+    cfg = resolve_config(base=meta["config"])
+    spec = DataSpec(tuple(meta["sample_shape"]), meta["num_classes"], meta["num_samples"])
+    names = list(meta["class_names"])
     run_config = run / CONFIG_FILE
     if run_config.exists():  # the checkpoint must be one of this run's model
         _check_same_model(load_config(run_config), cfg, path)
-    method = build_method(cfg, spec)
+    try:
+        method = build_method(cfg, spec)
+    except ConfigError as exc:  # e.g. a resolution the architecture does not support
+        raise CheckpointError(f"checkpoint {path}: cannot build its model ({exc})") from None
     load_model_state(method, state["model"], path)
     method.to(device).eval()
     return LoadedRun(method, cfg, names, spec.sample_shape, int(state["step"]), path)

@@ -240,11 +240,13 @@ def run_bench(methods: Sequence[str], datasets: Sequence[str], trials: int, out:
     out = Path(out)
     classifiers = {d: _stacked_classifier(d, judge) for d in datasets if d in DATASETS_STACKED}
     todo = [Trial(m, d, t) for d in datasets for m in methods for t in range(trials)]
+    # Every trial's config is resolved before the first one runs: a bad --set fails at once.
+    configs = {trial.key: trial_config(trial.method, trial.dataset, trial.index, steps, overrides) for trial in todo}
     rows = []
     bar = tqdm(todo, desc="bench modes", unit="trial", disable=not progress, position=0)
     for trial in bar:
         bar.set_postfix_str(trial.key)
-        cfg = trial_config(trial.method, trial.dataset, trial.index, steps, overrides)
+        cfg = configs[trial.key]
         row = load_finished(out / "results" / f"{trial.key}.json", cfg, num_eval)
         if row is None:
             classify, extractor = classifiers.get(trial.dataset, (None, "true-modes"))

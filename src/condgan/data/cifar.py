@@ -22,13 +22,16 @@ import torch
 
 from condgan.data.base import LabelledData
 from condgan.data.paths import locate
-from condgan.errors import ConfigError, DataError
+from condgan.errors import ConfigError, DataError, one_line
 
 BATCHES_DIR = "cifar-10-batches-py"
 SPLIT_FILES = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}
 META_FILE = "batches.meta"
 NUM_CLASSES = 10
 _IMAGE_BYTES = 3 * 32 * 32
+# A real batch is 10000 images of 3072 bytes plus labels and names: 31 MB. Files larger than this
+# are refused before unpickling, which bounds the memory a hostile pickle can make us allocate.
+MAX_BATCH_BYTES = 64 << 20
 
 # The globals a pickled ndarray refers to. numpy 2 renamed numpy.core to numpy._core, so files
 # written by numpy 1 (the real batches) and numpy 2 name `_reconstruct` differently; the function
@@ -57,16 +60,27 @@ class SafeUnpickler(pickle.Unpickler):
                         "dicts, lists, numbers, strings and numpy arrays")
 
 
-def read_batch_pickle(path: str | os.PathLike) -> dict[str, Any]:
-    """Unpickle a CIFAR batch file safely into a dict with str keys."""
+def read_batch_pickle(path: str | os.PathLike, max_bytes: int = MAX_BATCH_BYTES) -> dict[str, Any]:
+    """Unpickle a CIFAR batch file safely into a dict with str keys.
+
+    Work is bounded by the file: one larger than `max_bytes` is refused before it is read, and the
+    pickle is read from memory, where a length field larger than the data left fails at once.
+    """
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise DataError(f"{path}: {size} bytes, more than the {max_bytes} a CIFAR-10 batch can take; "
+                            "refusing to unpickle it")
         with open(path, "rb") as f:
-            obj = SafeUnpickler(f, path).load()
+            raw = f.read(max_bytes + 1)
+        if len(raw) > max_bytes:  # the file grew after stat
+            raise DataError(f"{path}: more than {max_bytes} bytes; refusing to unpickle it")
+        obj = SafeUnpickler(io.BytesIO(raw), path).load()
     except DataError:
         raise
     except Exception as e:  # a corrupt pickle can fail in many ways (UnpicklingError, EOFError, ValueError, …)
-        raise DataError(f"{path}: cannot unpickle ({type(e).__name__}: {e}); the file is corrupt") from e
+        raise DataError(f"{path}: cannot unpickle ({type(e).__name__}: {one_line(e, 200)}); the file is corrupt") from e
     if not isinstance(obj, dict):
         raise DataError(f"{path}: expected a pickled dict, found {type(obj).__name__}")
     # Real batches unpickled with latin1 have str keys; ones written by Python 3 have bytes keys.

@@ -8,15 +8,17 @@ Transparent pixels are composited onto black. 16-bit grayscale images keep their
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
 from condgan.data.base import LabelledData, images_to_unit_range
-from condgan.errors import DataError
+from condgan.errors import DataError, one_line
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm"})
 _GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
@@ -48,13 +50,33 @@ def list_images(root: str | os.PathLike) -> tuple[list[tuple[Path, int]], tuple[
     return files, tuple(d.name for d in class_dirs)
 
 
-def _header(path: Path) -> tuple[str, tuple[int, int]]:
-    """(mode, size) from the image header, without decoding the pixels."""
+# Images larger than this (width × height) are refused from their header, before any pixel is
+# decoded: a few-kilobyte PNG can claim 100000×100000 pixels (a decompression bomb). Below PIL's
+# own limit (Image.MAX_IMAGE_PIXELS, 89M), so PIL's bomb warning and error never fire first.
+MAX_IMAGE_PIXELS = 64 * 1024 * 1024
+MAX_FOLDER_BYTES = 4 << 30  # the uint8 N×R×R×C array a folder loads into (held as float32 after: 4×)
+
+
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[Image.Image]:
+    """The image at `path`, opened lazily (header only) and refused when it has too many pixels."""
     try:
         with Image.open(path) as im:
-            return im.mode, im.size
-    except Exception as e:  # PIL signals unreadable files with several exception types
-        raise DataError(f"{path}: cannot read image ({type(e).__name__}: {e})") from e
+            w, h = im.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise DataError(f"{path}: {w}×{h} pixels, more than the {MAX_IMAGE_PIXELS} an image may have; "
+                                "refusing to decode it")
+            yield im
+    except DataError:
+        raise
+    except Exception as e:  # PIL signals unreadable, truncated and bomb files with several exception types
+        raise DataError(f"{path}: cannot read image ({type(e).__name__}: {one_line(e, 200)})") from e
+
+
+def _header(path: Path) -> tuple[str, tuple[int, int]]:
+    """(mode, size) from the image header, without decoding the pixels."""
+    with _open(path) as im:
+        return im.mode, im.size
 
 
 def _to_mode(im: Image.Image, mode: str) -> Image.Image:
@@ -69,14 +91,11 @@ def _to_mode(im: Image.Image, mode: str) -> Image.Image:
 
 
 def _decode(path: Path, mode: str, resolution: int) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            im = _to_mode(im, mode)
-            # fit = center crop to the target aspect (square), then resize.
-            im = ImageOps.fit(im, (resolution, resolution), method=Image.Resampling.BICUBIC)
-            return np.asarray(im, dtype=np.uint8)
-    except Exception as e:  # decoding errors surface here for truncated files (OSError, ValueError, …)
-        raise DataError(f"{path}: cannot read image ({type(e).__name__}: {e})") from e
+    with _open(path) as im:
+        im = _to_mode(im, mode)
+        # fit = center crop to the target aspect (square), then resize.
+        im = ImageOps.fit(im, (resolution, resolution), method=Image.Resampling.BICUBIC)
+        return np.asarray(im, dtype=np.uint8)
 
 
 def load_folder(root: str | os.PathLike, resolution: int | None = None, channels: int | None = None) -> LabelledData:
@@ -103,6 +122,10 @@ def load_folder(root: str | os.PathLike, resolution: int | None = None, channels
             raise DataError(f"{root}: images are not all one square size (found {examples}); choose a resolution")
         resolution = w
     mode = "L" if channels == 1 else "RGB"
+    total = len(files) * resolution * resolution * channels
+    if total > MAX_FOLDER_BYTES:
+        raise DataError(f"{root}: {len(files)} images of {resolution}×{resolution}×{channels} need {total} bytes, "
+                        f"more than the limit of {MAX_FOLDER_BYTES}; choose a smaller resolution")
     out = np.empty((len(files), resolution, resolution, channels), dtype=np.uint8)
     for i, (path, _) in enumerate(files):
         out[i] = _decode(path, mode, resolution).reshape(resolution, resolution, channels)

@@ -44,38 +44,69 @@ def idx_file_names(split: str) -> tuple[str, str]:
     return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
 
 
-def _read_bytes(path: Path) -> bytes:
+# Bounds on what an IDX file may declare before any of its body is read (or decompressed):
+# MNIST-like images are N×28×28 and labels N, with N at most MAX_ITEMS.
+MAX_ITEMS = 10_000_000
+ITEM_SHAPES = {MAGIC_IMAGES: (28, 28), MAGIC_LABELS: ()}
+
+
+def _read_exactly(f, n: int) -> bytes:
+    """Up to `n` bytes from `f`; fewer only at the end of the stream. Read in 16 MiB chunks, so
+    memory follows the bytes actually there, not the size a header claims."""
+    parts, got = [], 0
+    while got < n:
+        chunk = f.read(min(n - got, 1 << 24))
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def read_idx(path: str | os.PathLike, magic: int, item_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Read an IDX file of uint8 elements whose magic number must be `magic`; returns a read-only array.
+
+    Work is bounded by the header, not by the file: the header is read first (streamed from gzip),
+    its dims are checked against `item_shape` (default: `ITEM_SHAPES[magic]`; every dimension
+    but the first) and `MAX_ITEMS`, then exactly the bytes it announces are read and anything
+    after them is refused. A small gzip file can therefore never expand into unbounded memory.
+    """
+    path = Path(path)
+    ndim = magic & 0xFF
+    if item_shape is None:
+        item_shape = ITEM_SHAPES.get(magic)
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            head = _read_exactly(f, 4)
+            if len(head) < 4:
+                raise DataError(f"{path}: {len(head)} bytes, too short for an IDX header")
+            found = int.from_bytes(head, "big")
+            if found != magic:
+                raise DataError(f"{path}: bad IDX magic number: expected {magic}, found {found}")
+            raw_dims = _read_exactly(f, 4 * ndim)
+            if len(raw_dims) < 4 * ndim:
+                raise DataError(f"{path}: truncated IDX header: expected {4 + 4 * ndim} bytes, "
+                                f"found {4 + len(raw_dims)}")
+            dims = struct.unpack(f">{ndim}I", raw_dims)
+            if item_shape is not None and tuple(dims[1:]) != tuple(item_shape):
+                want = "×".join(["N", *map(str, item_shape)])
+                raise DataError(f"{path}: header dims {dims}: expected {want}")
+            if dims[0] > MAX_ITEMS:
+                raise DataError(f"{path}: header dims {dims}: more than {MAX_ITEMS} items; refusing to read it")
+            expected = math.prod(dims)
+            data = _read_exactly(f, expected)
+            if len(data) != expected:
+                raise DataError(f"{path}: header dims {dims} need {expected} data bytes, found {len(data)}")
+            if f.read(1):  # at the end of a gzip stream this also checks its CRC and length
+                raise DataError(f"{path}: data after the {expected} bytes its header dims {dims} announce; "
+                                "the file is corrupt or not an IDX file")
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
         # EOFError: the gzip stream ends early; zlib.error / BadGzipFile: corrupt data or CRC.
         raise DataError(f"{path}: bad gzip data ({type(e).__name__}: {e}); the file is truncated or corrupt, "
                         "delete it and fetch it again") from e
     except OSError as e:
-        raise DataError(f"{path}: cannot read ({e})") from e
-
-
-def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
-    """Read an IDX file of uint8 elements whose magic number must be `magic`; returns a read-only array."""
-    path = Path(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise DataError(f"{path}: {len(raw)} bytes, too short for an IDX header")
-    found = int.from_bytes(raw[:4], "big")
-    if found != magic:
-        raise DataError(f"{path}: bad IDX magic number: expected {magic}, found {found}")
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header: expected {header} bytes, found {len(raw)}")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = math.prod(dims)
-    if len(raw) - header != expected:
-        raise DataError(f"{path}: header dims {dims} need {expected} data bytes, found {len(raw) - header}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from e
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def _find_split_files(directory: Path, split: str) -> tuple[Path, Path] | None:

@@ -17,14 +17,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 from tqdm import tqdm
 
 from condgan.data import LabelledData
 from condgan.data.paths import user_cache_dir
-from condgan.errors import CheckpointError
-from condgan.io import atomic_write, file_sha256
+from condgan.errors import CheckpointError, one_line
+from condgan.io import atomic_write_bytes, file_sha256
 
 
 class JudgeCNN(nn.Module):
@@ -141,7 +141,7 @@ def save_judge(model: JudgeCNN, path: str | Path, *, dataset: str, class_names: 
             "sample_shape": json.dumps(list(sample_shape)), "test_accuracy": repr(test_accuracy),
             "arch": "JudgeCNN-v1"}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    atomic_write_bytes(path, save(tensors, metadata=meta))  # bytes first: a full disk is a WriteError
     return load_judge(path)
 
 
@@ -159,16 +159,35 @@ def load_judge(path: str | Path, device: str | torch.device = "cpu") -> Judge:
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"judge {path}: not a safetensors file ({exc})") from None
     if meta.get("arch") != "JudgeCNN-v1":
-        raise CheckpointError(f"judge {path}: expected arch JudgeCNN-v1 in metadata, found {meta.get('arch')!r}")
-    names = json.loads(meta["class_names"])
-    shape = tuple(json.loads(meta["sample_shape"]))
-    model = JudgeCNN(shape[0], shape[1], len(names))
+        raise CheckpointError(f"judge {path}: expected arch JudgeCNN-v1 in metadata, "
+                              f"found {one_line(repr(meta.get('arch')), 80)}")
+    names, shape, accuracy = _judge_meta(meta, path)
     try:
+        model = JudgeCNN(shape[0], shape[1], len(names))
         model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise CheckpointError(f"judge {path}: weights do not fit JudgeCNN ({str(exc).splitlines()[0]})") from None
+    except (RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"judge {path}: weights do not fit JudgeCNN ({one_line(exc, 200)})") from None
     model.to(device).eval()
-    return Judge(model, meta["dataset"], names, shape, float(meta["test_accuracy"]), file_sha256(path))
+    return Judge(model, meta["dataset"], names, shape, accuracy, file_sha256(path))
+
+
+def _judge_meta(meta: dict[str, str], path: Path) -> tuple[list[str], tuple[int, int, int], float]:
+    """(class names, sample shape C×H×W, test accuracy) from a judge file's metadata, checked."""
+    try:
+        names = json.loads(meta["class_names"])
+        shape = tuple(json.loads(meta["sample_shape"]))
+        accuracy = float(meta["test_accuracy"])
+        dataset = meta["dataset"]
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"judge {path}: metadata is incomplete or invalid ({type(exc).__name__}: "
+                              f"{one_line(exc, 120)})") from None
+    if (not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names)
+            or len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 4096 for d in shape)
+            or shape[0] not in (1, 3) or not isinstance(dataset, str)):
+        raise CheckpointError(f"judge {path}: metadata: expected class_names (a list of strings) and sample_shape "
+                              f"[C, H, W] with C 1 or 3, found {one_line(meta.get('class_names'), 80)} and "
+                              f"{one_line(meta.get('sample_shape'), 40)}")
+    return names, shape, accuracy
 
 
 def default_judge_path(dataset: str, sample_shape: tuple[int, ...]) -> Path:

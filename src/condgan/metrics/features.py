@@ -6,16 +6,23 @@ logits) and the FID Inception-v3 (2048-d pool features and the 1008 logits of th
 metric computed from them is tagged with `Extractor.id` (STYLE #3, DESIGN "every metric states
 the feature extractor it used").
 
-Cache: the real data's features and logits are stored as `.npz` (plain arrays, loaded with
-`allow_pickle=False`) under `<user cache>/condgan/features/`, named by dataset, split,
-resolution, channels and the extractor id (which holds the weights' sha256), so another
-extractor or another data size never hits a stale entry. Writes are atomic (temp + rename).
+Cache: the real data's features and logits are stored as `.npz` (plain arrays, read with
+`condgan.io.load_npz`: no pickles, bounded work) under `<user cache>/condgan/features/`. An entry
+is keyed by the content it was computed from (DESIGN: caches are keyed by content, never by a
+name): `cache_key` hashes the images exactly as the extractor sees them (float32 N×C×H×W after
+resizing and channel conversion, so resolution and channels are part of it) together with the
+extractor id (which holds the weights' sha256). The key is part of the file name and stored in
+the entry; an entry whose stored key, shapes, dtypes or values do not check out is recomputed
+and rewritten, never trusted and never fatal. The dataset name, split and size in the file name
+are only there for people. Writes are atomic (temp + rename).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,7 +33,8 @@ from tqdm import tqdm
 
 from condgan.data import LabelledData
 from condgan.data.paths import user_cache_dir
-from condgan.io import atomic_write
+from condgan.errors import CondganError
+from condgan.io import atomic_write_bytes, load_npz
 
 ENV_INCEPTION = "CONDGAN_INCEPTION_WEIGHTS"
 
@@ -99,35 +107,70 @@ def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
-def cache_path(dataset: str, split: str, sample_shape: tuple[int, ...], extractor_id: str,
+CACHE_FORMAT = "condgan-features-v2"  # part of every key: a new layout never reads an old entry
+
+
+def cache_key(x: torch.Tensor, extractor_id: str) -> str:
+    """sha256 (hex) identifying features of images `x` under the extractor `extractor_id`.
+
+    Hashes the format version, the extractor id, dtype and shape, and the bytes of `x` (the float
+    images after preprocessing); 60000×1×28×28 floats take about 0.2 s.
+    """
+    array = np.ascontiguousarray(x.detach().cpu().numpy())
+    digest = hashlib.sha256()
+    for part in (CACHE_FORMAT, extractor_id, str(array.dtype), "x".join(map(str, array.shape))):
+        digest.update(part.encode() + b"\0")
+    digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+def cache_path(dataset: str, split: str, sample_shape: tuple[int, ...], extractor_id: str, key: str,
                cache_dir: Path | None = None) -> Path:
-    """Cache file of one (dataset, split, C×H×W, extractor) combination."""
+    """Cache file of the entry `key` (`cache_key`); the other parts only make the name readable."""
     c, h, w = sample_shape
-    name = f"{_safe(dataset)}-{split}-{h}x{w}x{c}-{_safe(extractor_id)}.npz"
+    name = f"{_safe(dataset)[:80]}-{split}-{h}x{w}x{c}-{_safe(extractor_id)[:80]}-{key[:16]}.npz"
     return (cache_dir or features_cache_dir()) / name
+
+
+def _read_entry(path: Path, key: str, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(features, logits) of a cache entry, or None when it is absent, damaged or not for `key`."""
+    if not path.is_file():
+        return None
+    try:
+        arrays = load_npz(path, f"feature cache entry {path}", CondganError)
+    except CondganError:
+        return None
+    feats, logits, stored = arrays.get("features"), arrays.get("logits"), arrays.get("key")
+    if stored is None or stored.dtype.kind != "U" or stored.shape != () or str(stored) != key:
+        return None
+    for a in (feats, logits):
+        if a is None or a.dtype != np.float32 or a.ndim != 2 or len(a) != n or not np.isfinite(a).all():
+            return None
+    return feats, logits
 
 
 def real_features(data: LabelledData, split: str, extractor: Extractor, *, cache_dir: Path | None = None,
                   use_cache: bool = True, progress: bool = True) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Features and logits of a real dataset, from the cache when present.
+    """Features and logits of a real dataset, from the cache when an entry for its content exists.
 
     Returns:
-        (features, logits, hit): `hit` tells whether they came from the cache. An entry whose
-        row count differs from `data` (e.g. another subset size) is recomputed and replaced.
+        (features, logits, hit): `hit` tells whether they came from the cache. A damaged entry,
+        or one made from other images or another extractor, is never used: the features are
+        computed and the entry (re)written. A cache that cannot be written is warned about and
+        skipped.
     """
-    path = cache_path(data.name, split, tuple(data.x.shape[1:]), extractor.id, cache_dir)
-    if use_cache and path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                feats, logits = f["features"], f["logits"]
-            if len(feats) == len(data.x):
-                return feats, logits, True
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged entry is recomputed below
+    key = cache_key(data.x, extractor.id) if use_cache else ""
+    path = cache_path(data.name, split, tuple(data.x.shape[1:]), extractor.id, key, cache_dir) if use_cache else None
+    if path is not None:
+        found = _read_entry(path, key, len(data.x))
+        if found is not None:
+            return found[0], found[1], True
     feats, logits = extractor.extract(data.x, desc=f"{data.name} {split}", progress=progress)
-    if use_cache:
+    if path is not None:
         buf = io.BytesIO()
-        np.savez(buf, features=feats, logits=logits)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: tmp.write_bytes(buf.getvalue()))
+        np.savez(buf, features=feats, logits=logits, key=np.array(key))
+        try:
+            atomic_write_bytes(path, buf.getvalue())
+        except CondganError as exc:  # a cache is an optimisation: the numbers are right without it
+            warnings.warn(f"feature cache not written: {exc}", stacklevel=2)
     return feats, logits, False

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from condgan.config import Config, load_config, save_config
 from condgan.errors import ConfigError, RunDirError
+from condgan.io import atomic_write, atomic_write_bytes, check_writable
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -31,13 +32,15 @@ def _flat(cfg: Config) -> dict[str, object]:
 
 
 def _check_writable(run_dir: Path) -> None:
+    check_writable(run_dir, folder=True, what="output directory")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
     except OSError as exc:
         raise RunDirError(f"output directory {run_dir}: not writable ({exc.strerror})") from None
+
+
+def _save_config(cfg: Config, path: Path) -> None:
+    atomic_write(path, lambda tmp: save_config(cfg, tmp))
 
 
 def prepare_run_dir(run_dir: Path, cfg: Config | None, *, resume: bool, force: bool) -> Config:
@@ -63,7 +66,7 @@ def prepare_run_dir(run_dir: Path, cfg: Config | None, *, resume: bool, force: b
                                       f"given {given.get(key)!r}")
             saved = cfg
         _check_writable(run_dir)
-        save_config(saved, run_dir / CONFIG_FILE)
+        _save_config(saved, run_dir / CONFIG_FILE)
         return saved
     if cfg is None:
         raise ConfigError("a new run needs a config")
@@ -80,7 +83,7 @@ def prepare_run_dir(run_dir: Path, cfg: Config | None, *, resume: bool, force: b
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
-    save_config(cfg, run_dir / CONFIG_FILE)
+    _save_config(cfg, run_dir / CONFIG_FILE)
     return cfg
 
 
@@ -89,5 +92,18 @@ def truncate_metrics(run_dir: Path, last_step: int) -> None:
     path = run_dir / METRICS_FILE
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= last_step]
-    path.write_text("".join(line + "\n" for line in kept))
+    lines = path.read_text(errors="replace").splitlines()
+    kept = [line for line in lines if _row_step(line) <= last_step]
+    if kept == lines:
+        return
+    atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
+
+
+def _row_step(line: str) -> float:
+    """The step of a metrics.jsonl row; a blank or damaged row (e.g. cut short by a full disk) counts
+    as after every step, so it is dropped."""
+    try:
+        step = json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return float("inf")
+    return step if isinstance(step, (int, float)) and not isinstance(step, bool) else float("inf")

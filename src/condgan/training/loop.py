@@ -34,12 +34,14 @@ from condgan.config import Config
 from condgan.data import LabelledData, load_dataset
 from condgan.device import resolve_device
 from condgan.errors import ConfigError, TrainingDiverged
+from condgan.io import LineLog
 from condgan.methods import Method, Phase, StepInputs, build_method
 from condgan.nets import DataSpec
 from condgan.report.grid import save_png, save_scatter
 from condgan import dist
 from condgan.training import distributed, stats
-from condgan.run.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, load_model_state, save_checkpoint
+from condgan.run.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, load_model_state,
+                                    load_optimizer_state, save_checkpoint)
 from condgan.run.directory import METRICS_FILE, prepare_run_dir, truncate_metrics
 from condgan.sampling import Classes, class_grid, generate
 from condgan.training.monitor import CollapseMonitor
@@ -85,7 +87,8 @@ class EpochSampler:
 
     def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         if batch_size > n:
-            raise ValueError(f"train.batch_size {batch_size} exceeds the dataset size {n}")
+            raise ConfigError(f"config field train.batch_size: expected at most the {n} training samples, "
+                              f"found {batch_size}")
         if batch_size % world_size:
             raise ValueError(f"train.batch_size {batch_size} is not divisible by the {world_size} ranks")
         self.n, self.batch_size, self.seed = n, batch_size, seed
@@ -165,13 +168,12 @@ class RunLog:
         from torch.utils.tensorboard import SummaryWriter  # slow import: only when training
 
         self.writer = SummaryWriter(str(run_dir / "events"), purge_step=start if start else None)
-        self.file = open(run_dir / METRICS_FILE, "a")
+        self.file = LineLog(run_dir / METRICS_FILE)
 
     def write(self, row: dict[str, float]) -> None:
         if not self.enabled:
             return
-        self.file.write(json.dumps(row) + "\n")
-        self.file.flush()
+        self.file.write_line(json.dumps(row))
         for name, value in row.items():
             if name != "step":
                 self.writer.add_scalar(name, value, int(row["step"]))
@@ -257,7 +259,7 @@ def _restore(method: Method, optimizers: dict[str, torch.optim.Optimizer], run_d
         return 0, None
     load_model_state(method, state["model"], ckpt)
     for name, opt in optimizers.items():
-        opt.load_state_dict(state["optimizers"][name])
+        load_optimizer_state(opt, state["optimizers"], name, ckpt)
     return int(state["step"]), ckpt
 
 
