@@ -30,22 +30,39 @@ if TYPE_CHECKING:
     from condgan.training.loop import RunResult
 
 
-def train(config: Config | str | Path | None, out: str | Path, *, overrides: Sequence[str] = (),
-          resume: bool = False, force: bool = False, progress: bool = True) -> RunResult:
-    """Train into the run directory `out` (what `condgan train` does).
+def train_config(config: Config | str | Path | Sequence[str | Path] | None, out: str | Path,
+                 overrides: Sequence[str] = (), resume: bool = False) -> Config | None:
+    """The config a `train` call trains with (None: resume with the run's saved config unchanged).
 
-    Args:
-        config: a `Config`, a preset name or YAML file (overrides apply on top), or None with
-            `resume` (the run's saved config, with `overrides` for the resumable fields).
-        out: the run directory; an existing run is refused unless `resume` or `force`.
+    `config` is a `Config`, or preset names / YAML files applied in order; `overrides` are
+    `section.key=value` strings on top. Resuming takes the run's saved config; overrides may then
+    change only the resumable fields (more steps, another device, ...), which `train` checks.
     """
+    from condgan.config import read_yaml
+    from condgan.errors import ConfigError
+    from condgan.run.directory import CONFIG_FILE
+
+    if resume:
+        if config is not None:
+            raise ConfigError("--resume continues a run with its saved config; drop --config")
+        saved = Path(out) / CONFIG_FILE
+        return resolve_config(base=read_yaml(saved), overrides=list(overrides)) if overrides and saved.exists() else None
+    if isinstance(config, Config):
+        return resolve_config(base=config.to_dict(), overrides=list(overrides)) if overrides else config
+    files = [config] if isinstance(config, (str, Path)) else list(config or [])
+    return resolve_config([preset_or_path(str(f)) for f in files], list(overrides))
+
+
+def train(config: Config | str | Path | Sequence[str | Path] | None, out: str | Path, *,
+          overrides: Sequence[str] = (), resume: bool = False, force: bool = False,
+          progress: bool = True) -> RunResult:
+    """Train into the run directory `out` (what `condgan train` does); see `train_config` for
+    `config` and `overrides`. An existing run is refused unless `resume` (continue it from its
+    newest checkpoint) or `force` (replace it)."""
     from condgan.training.loop import train as train_loop
 
-    if isinstance(config, (str, Path)):
-        config = resolve_config([preset_or_path(str(config))], list(overrides))
-    elif config is not None and overrides:
-        config = resolve_config(base=config.to_dict(), overrides=list(overrides))
-    return train_loop(config, out, resume=resume, force=force, progress=progress)
+    return train_loop(train_config(config, out, overrides, resume), out, resume=resume, force=force,
+                      progress=progress)
 
 
 def sample(run: str | Path, n: int, classes: Sequence[int] | None = None, *, seed: int = 0,

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from condgan.config import preset_or_path
 from condgan.errors import EXIT_USER_ERROR, CondganError, ConfigError, RunDirError, one_line
 from condgan.io import check_writable
 
@@ -46,25 +45,17 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from condgan.api import train_config
     from condgan.config import read_yaml, resolve_config
-    from condgan.training.loop import train
     from condgan.run.directory import CONFIG_FILE
+    from condgan.training.loop import train
 
     if args.method is not None:  # unknown names refused here, with the registered ones
         from condgan.methods import METHODS
 
         METHODS.get(args.method)
     out = Path(args.out)
-    files = [preset_or_path(c) for c in args.config or []]
-    overrides = _train_overrides(args)
-    if args.resume:
-        if files:
-            raise ConfigError("--resume continues a run with its saved config; drop --config")
-        saved = out / CONFIG_FILE
-        base = read_yaml(saved) if saved.exists() else None
-        cfg = resolve_config(overrides=overrides, base=base) if overrides and base is not None else None
-    else:
-        cfg = resolve_config(files, overrides)
+    cfg = train_config(args.config, out, _train_overrides(args), args.resume)
     if args.dry_run:
         import yaml
 
