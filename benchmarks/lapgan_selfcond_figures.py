@@ -23,7 +23,7 @@ from condgan.data.toy2d import TOYS
 from condgan.nets.pyramid import laplacian_pyramid
 from condgan.report.grid import save_scatter
 from condgan.report.pyramid import lapgan_chain
-from condgan.sampling import load_run
+from condgan.sampling import Classes, generate, load_run
 from condgan.training.loop import load_training_data
 
 NUM_SAMPLES = 1000
@@ -39,10 +39,7 @@ def lapgan_report(run: Path, out: Path) -> dict:
     method = loaded.method
     levels = method.K + 1
     real = load_training_data(loaded.config).x[:NUM_SAMPLES]
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        c = method.sample_classes(NUM_SAMPLES, generator=gen)
-        fake = method.generate(method.latent(NUM_SAMPLES, generator=gen), c)
+    fake, _ = generate(method, NUM_SAMPLES, Classes.prior(), seed=0)
     classes = list(range(method.num_classes)) if method.conditional else None
     png = lapgan_chain(method, out / "lapgan-chain.png", n=min(6, max(method.num_classes, 4)), classes=classes,
                        class_names=loaded.class_names if method.conditional else None,
@@ -64,10 +61,7 @@ def selfcond_ring_report(run: Path, out: Path) -> dict:
     method = loaded.method
     data = load_training_data(loaded.config)
     means, std = TOYS[data.name]()
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        c = method.sample_classes(10 * NUM_SAMPLES, generator=gen)
-        x = method.generate(method.latent(10 * NUM_SAMPLES, generator=gen), c)
+    x, c = generate(method, 10 * NUM_SAMPLES, Classes.prior(), seed=0)
     save_scatter(x[:5000].numpy(), c[:5000].numpy(), out / "selfcond-ring-samples.png", modes=means.numpy(),
                  title=f"samples by drawn cluster (step {loaded.step})")
     log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
