@@ -15,6 +15,26 @@ from condgan.metrics.features import Extractor, real_features
 from condgan.registry import Registry
 
 
+@dataclass(frozen=True)
+class EvalOptions:
+    """How the suite runs (not what it evaluates).
+
+    Attributes:
+        pairs: MS-SSIM pairs per class (diversity).
+        seed: seeds every random choice of the suite (pairs, subsets, queries).
+        out_dir: where figure PNGs go; None writes none.
+        progress: progress bars on stderr.
+        cache_dir, use_cache: the real-feature cache (condgan.metrics.features).
+    """
+
+    pairs: int = 100
+    seed: int = 0
+    out_dir: Path | None = None
+    progress: bool = True
+    cache_dir: Path | None = None
+    use_cache: bool = True
+
+
 @dataclass
 class EvalContext:
     """Inputs of one evaluation and the features already extracted from them (computed once)."""
@@ -27,12 +47,7 @@ class EvalContext:
     features: Extractor | None
     train_data: Callable[[], LabelledData] | None = None
     run: object | None = None  # condgan.sampling.LoadedRun, for interpolation
-    pairs: int = 100
-    seed: int = 0
-    out_dir: Path | None = None
-    progress: bool = True
-    cache_dir: Path | None = None
-    use_cache: bool = True
+    options: EvalOptions = EvalOptions()
     cache_hits: dict[str, bool] = field(default_factory=dict)
     figures: dict[str, str] = field(default_factory=dict)
     registry: Registry | None = None  # the metric registry `result` computes from
@@ -49,13 +64,13 @@ class EvalContext:
 
     def gen(self, ex: Extractor) -> tuple[np.ndarray, np.ndarray]:
         """(features, logits) of the generated set through `ex`."""
-        return self.memo(f"gen:{ex.id}", lambda: ex.extract(self.gen_x, desc="samples", progress=self.progress))
+        return self.memo(f"gen:{ex.id}", lambda: ex.extract(self.gen_x, desc="samples", progress=self.options.progress))
 
     def cached_real(self, data: LabelledData, split: str, ex: Extractor) -> tuple[np.ndarray, np.ndarray]:
         """(features, logits) of a real set through `ex`, from the on-disk cache when present."""
         def make():
-            feats, logits, hit = real_features(data, split, ex, cache_dir=self.cache_dir, use_cache=self.use_cache,
-                                               progress=self.progress)
+            feats, logits, hit = real_features(data, split, ex, cache_dir=self.options.cache_dir, use_cache=self.options.use_cache,
+                                               progress=self.options.progress)
             self.cache_hits[f"{data.name}/{split}/{ex.id}"] = hit
             return feats, logits
         return self.memo(f"{split}:{ex.id}", make)
@@ -78,9 +93,9 @@ class EvalContext:
 
     def figure(self, name: str) -> Path | None:
         """Path for figure `name` (PNG) when figures are written, else None."""
-        if self.out_dir is None:
+        if self.options.out_dir is None:
             return None
-        path = self.out_dir / f"{name}.png"
+        path = Path(self.options.out_dir) / f"{name}.png"
         self.figures[name] = path.name
         return path
 

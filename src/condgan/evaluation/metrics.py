@@ -148,7 +148,7 @@ def _resolution_sweep(ctx: EvalContext) -> dict[str, float]:
             if data is None:
                 y = ctx.gen_y
                 logits = ctx.gen(ctx.judge)[1] if r == full else ctx.judge.extract(
-                    discriminability.resize_down_up(ctx.gen_x, r), desc=f"samples {r}px", progress=ctx.progress)[1]
+                    discriminability.resize_down_up(ctx.gen_x, r), desc=f"samples {r}px", progress=ctx.options.progress)[1]
             else:
                 y = data.y.numpy()
                 if r == full:
@@ -176,7 +176,7 @@ def _resolution_sweep(ctx: EvalContext) -> dict[str, float]:
 @_register("diversity", _msssim_id, ())
 def _diversity(ctx: EvalContext) -> dict[str, float]:
     out = diversity.diversity_report(ctx.gen_x, ctx.gen_y, ctx.real.x, ctx.real.y.numpy(), ctx.num_classes,
-                                     pairs_per_class=ctx.pairs, seed=ctx.seed)
+                                     pairs_per_class=ctx.options.pairs, seed=ctx.options.seed)
     path = ctx.figure("diversity")
     if path is not None:
         from condgan.report.figures import diversity_scatter
@@ -207,7 +207,7 @@ def _memorization(ctx: EvalContext) -> dict[str, float]:
     train_f = torch.from_numpy(ctx.real_train(ctx.judge)[0])
     gen_f = torch.from_numpy(ctx.gen(ctx.judge)[0])
     test_f = torch.from_numpy(ctx.real_test(ctx.judge)[0])
-    rng = np.random.default_rng(ctx.seed)
+    rng = np.random.default_rng(ctx.options.seed)
     q_gen = np.sort(rng.choice(len(gen_f), min(MEMORIZATION_QUERIES, len(gen_f)), replace=False))
     q_test = np.sort(rng.choice(len(test_f), min(MEMORIZATION_QUERIES, len(test_f)), replace=False))
     out: dict[str, float] = {}
@@ -243,7 +243,7 @@ def _interpolation(ctx: EvalContext) -> dict[str, float]:
     device = next(method.parameters()).device
     k = ctx.num_classes
     rows = min(k, 10)
-    gen = torch.Generator().manual_seed(ctx.seed)
+    gen = torch.Generator().manual_seed(ctx.options.seed)
     t = torch.linspace(0, 1, INTERP_FRAMES)
     with torch.no_grad():
         # Along z at a fixed class (paper fig. 8 top): z_t = (1 - t) z_0 + t z_1, class r per row.

@@ -18,7 +18,6 @@ the samples' labels (`label_kind`, condgan.samples) are skipped with the reason.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -27,7 +26,7 @@ import torch
 
 from condgan.data import LabelledData
 from condgan.errors import ConfigError
-from condgan.evaluation.context import EvalContext
+from condgan.evaluation.context import EvalContext, EvalOptions
 from condgan.evaluation.metrics import EVAL_METRICS
 from condgan.metrics.features import Extractor, judge_extractor
 
@@ -40,26 +39,6 @@ def default_metrics(label_kind: str, with_run: bool = False) -> list[str]:
     interpolation when a run is evaluated and cluster_agreement for cluster-labelled samples."""
     return (list(DEFAULT_METRICS) + (["interpolation"] if with_run else [])
             + (["cluster_agreement"] if label_kind == "cluster" else []))
-
-
-@dataclass(frozen=True)
-class EvalOptions:
-    """How the suite runs (not what it evaluates).
-
-    Attributes:
-        pairs: MS-SSIM pairs per class (diversity).
-        seed: seeds every random choice of the suite (pairs, subsets, queries).
-        out_dir: where figure PNGs go; None writes none.
-        progress: progress bars on stderr.
-        cache_dir, use_cache: the real-feature cache (condgan.metrics.features).
-    """
-
-    pairs: int = 100
-    seed: int = 0
-    out_dir: Path | None = None
-    progress: bool = True
-    cache_dir: Path | None = None
-    use_cache: bool = True
 
 
 def evaluate(
@@ -108,13 +87,10 @@ def evaluate(
         raise ConfigError(f"judge {judge.id}: expected {real.num_classes} classes of shape "
                           f"{tuple(real.x.shape[1:])} like {real.name}, found {len(judge.class_names)} classes "
                           f"of shape {tuple(judge.sample_shape)}")
-    o = options
     ctx = EvalContext(gen_x, None if gen_y is None else np.asarray(gen_y, dtype=np.int64), label_kind, real,
-                      judge_ex, features or judge_ex, train_data, run, o.pairs, o.seed,
-                      Path(o.out_dir) if o.out_dir is not None else None, o.progress, o.cache_dir, o.use_cache,
-                      registry=EVAL_METRICS)
-    if ctx.out_dir is not None:
-        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+                      judge_ex, features or judge_ex, train_data, run, options, registry=EVAL_METRICS)
+    if options.out_dir is not None:
+        Path(options.out_dir).mkdir(parents=True, exist_ok=True)
     values: dict[str, float] = {}
     extractors: dict[str, str] = {}
     seconds: dict[str, float] = {}
@@ -128,7 +104,7 @@ def evaluate(
         extractors[name] = entries[name].extractor(ctx)
     inputs = {"num_samples": int(len(gen_x)), "sample_shape": list(gen_x.shape[1:]), "label_kind": label_kind,
               "real": real.name, "real_split": "test", "num_real": int(len(real.x)), "num_classes": real.num_classes,
-              "pairs": o.pairs, "seed": o.seed}
+              "pairs": options.pairs, "seed": options.seed}
     return {"metrics": values, "extractors": extractors, "keys": keys, "skipped": skipped,
             "figures": dict(ctx.figures), "inputs": inputs, "seconds": seconds, "cache_hits": dict(ctx.cache_hits)}
 
