@@ -34,3 +34,7 @@ class TrainingDiverged(CondganError):
 
 class SamplesError(CondganError):
     """A samples file (.npz interchange format) is malformed or does not match the real data."""
+
+
+class StatsError(CondganError):
+    """A feature-statistics file is unreadable, malformed, or belongs to another feature extractor."""
