@@ -22,17 +22,24 @@ The factors used:
   matrix is not numerically positive definite (fewer samples than dimensions), LAPACK's pivoted
   Cholesky factor P L_r of its numerical rank r (`dpstrf`, which stops at pivots below D·eps·max
   diagonal);
-- of a sample set of N rows: its centred samples, C^T / sqrt(N - 1), without forming the D×D
-  covariance. `fid` uses these when one set has fewer rows than dimensions (so per class in
-  intra-FID): F_1^T F_2 is then the N_1×N_2 matrix C_1 C_2^T / sqrt((N_1 - 1)(N_2 - 1)).
+- of a sample set of N rows: its centred samples C^T / sqrt(N - 1), without forming the D×D
+  covariance, reduced to N - 1 rows by one Householder reflection (`_sample_factor_rows`) because
+  centring leaves C with rank N - 1. `fid` uses these when one set has fewer rows than dimensions
+  (so per class in intra-FID): F_1^T F_2 is then an (N_1 - 1)×(N_2 - 1) matrix.
 
-At 2048 dimensions and 10k samples a side the cost is the two covariances (one symmetric rank-k
-update each), two Cholesky factorisations, one D×D product and one singular-value solve. Singular
-values carry an absolute error of eps·sigma_max, so singular and near-singular covariances are
-handled without the sqrt(eps·lambda_max) error per zero eigenvalue that the square roots of computed
-eigenvalues of Sigma_1 Sigma_2 would add, and no eps is added to the diagonals (pytorch-fid's
-fallback when sqrtm fails). tests/test_metrics_fid.py checks every route against scipy's sqrtm
-and pytorch-fid's function, also on rank-deficient covariances.
+The singular values of K = F_1^T F_2 (r_1×r_2) are taken as the square roots of the eigenvalues
+of its Gram matrix on the smaller side (K K^T if r_1 <= r_2, else K^T K), a symmetric eigenvalue
+solve that LAPACK does ~3× faster than a singular value decomposition at D = 2048. The smaller side
+has no zero eigenvalues by construction: factors of singular covariances have only as many columns
+as the covariance's numerical rank, and a set of fewer samples than dimensions enters through its
+samples. Rounding can still leave an eigenvalue slightly negative; it is clamped to 0.
+
+At 2048 dimensions and 10k samples a side the cost is two covariances (one symmetric rank-k update
+each), two Cholesky factorisations, one triangular product, one Gram matrix and one symmetric
+eigenvalue solve. No eps is added to the diagonals (pytorch-fid's fallback when sqrtm fails):
+nothing here fails on singular matrices. tests/test_metrics_fid.py checks every route against
+scipy's sqrtm, pytorch-fid's function and a 40-digit computation, also on rank-deficient
+covariances.
 
 Intra-class FID (Miyato & Koyama 2018, "cGANs with projection discriminator") is the FID
 computed within each class, averaged over classes.
@@ -42,7 +49,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
-from scipy.linalg import lapack
+from scipy.linalg import blas, lapack
 
 from condgan.errors import SamplesError
 from condgan.metrics import _checks
@@ -60,6 +67,18 @@ def _centred(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mu, feats - mu
 
 
+def _sample_factor_rows(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean (D,), Y (N-1, D)) with Y^T Y = C^T C for the centred samples C: Y^T / sqrt(N - 1) is a
+    factor of the covariance with N - 1 columns, its rank, so no Gram matrix built from it has the
+    structural zero eigenvalue that centring puts into C (C's N rows sum to 0).
+
+    With u = 1/sqrt(N) and the Householder reflection H (H u = e_0), C^T C = (H C)[1:]^T (H C)[1:]
+    because u^T C = 0; row by row (H C)_i = C_i + C_0 / (sqrt(N) - 1), i >= 1.
+    """
+    mu, c = _centred(feats)
+    return mu, c[1:] + c[0] / (np.sqrt(c.shape[0]) - 1.0)
+
+
 def feature_statistics(feats: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Mean (D,) and unbiased covariance (D, D) of `feats` (N, D), N >= 2, in float64 (= np.cov)."""
     a = _checks.features(feats, "feats", min_rows=2)
@@ -67,33 +86,50 @@ def feature_statistics(feats: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return mu, (c.T @ c) / (a.shape[0] - 1)  # numpy computes c.T @ c as one symmetric rank-k update
 
 
-def covariance_factor(sigma: np.ndarray) -> np.ndarray:
-    """F (D×r) with F F^T = sigma for a symmetric positive semi-definite float64 (D, D) matrix.
-
-    The lower Cholesky factor (r = D) when sigma is numerically positive definite, else the pivoted
-    Cholesky factor P L_r of its numerical rank r (LAPACK dpstrf with its default tolerance).
-    """
+def _cholesky(sigma: np.ndarray) -> np.ndarray | None:
+    """Lower Cholesky factor, or None when sigma is not numerically positive definite."""
     try:
         return scipy.linalg.cholesky(sigma, lower=True, check_finite=False)
     except np.linalg.LinAlgError:
-        pass
+        return None
+
+
+def _pivoted_factor(sigma: np.ndarray) -> np.ndarray:
+    """P L_r (D×r) of LAPACK's pivoted Cholesky P^T sigma P = L L^T, r the numerical rank."""
     low, piv, rank, info = lapack.dpstrf(sigma, lower=1)
     if info < 0:
         raise SamplesError(f"sigma: pivoted Cholesky rejected argument {-info}")
     factor = np.empty((sigma.shape[0], rank))
-    factor[piv - 1] = np.tril(low)[:, :rank]  # P^T sigma P = L L^T, piv is 1-based
+    factor[piv - 1] = np.tril(low)[:, :rank]  # piv is 1-based
     return factor
 
 
-def _nuclear_norm(m: np.ndarray) -> float:
-    """Sum of the singular values of m."""
-    return float(scipy.linalg.svdvals(m, check_finite=False).sum())
+def covariance_factor(sigma: np.ndarray) -> np.ndarray:
+    """F (D×r) with F F^T = sigma for a symmetric positive semi-definite float64 (D, D) matrix.
+
+    The lower Cholesky factor (r = D) when sigma is numerically positive definite, else the pivoted
+    Cholesky factor of its numerical rank r (LAPACK dpstrf, default tolerance D·eps·max diagonal).
+    """
+    low = _cholesky(sigma)
+    return low if low is not None else _pivoted_factor(sigma)
+
+
+def _nuclear_norm(k: np.ndarray) -> float:
+    """Sum of the singular values of k: square roots of the eigenvalues of its smaller Gram matrix."""
+    gram = k @ k.T if k.shape[0] <= k.shape[1] else k.T @ k  # numpy: one symmetric rank-k update
+    w = scipy.linalg.eigvalsh(gram, check_finite=False)
+    return float(np.sqrt(np.clip(w, 0.0, None)).sum())
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     """Tr((sigma1 sigma2)^{1/2}) for symmetric positive semi-definite float64 (D, D) matrices:
     the nuclear norm of F_1^T F_2 with F_i = `covariance_factor(sigma_i)` (module docstring)."""
-    return _nuclear_norm(covariance_factor(sigma1).T @ covariance_factor(sigma2))
+    l1, l2 = _cholesky(sigma1), _cholesky(sigma2)
+    if l1 is not None and l2 is not None:
+        return _nuclear_norm(blas.dtrmm(1.0, l1, l2, lower=1, trans_a=1))  # L_1^T L_2, triangular
+    f1 = l1 if l1 is not None else _pivoted_factor(sigma1)
+    f2 = l2 if l2 is not None else _pivoted_factor(sigma2)
+    return _nuclear_norm(f1.T @ f2)
 
 
 def _as_gaussian(mu: ArrayLike, sigma: ArrayLike, name_mu: str, name_sigma: str,
@@ -134,16 +170,16 @@ def frechet_distance_to_features(mu1: ArrayLike, sigma1: ArrayLike, feats: Array
     n, d = b.shape
     if n >= d:
         return frechet_distance(m1, s1, *feature_statistics(b))
-    m2, c = _centred(b)
+    m2, y = _sample_factor_rows(b)
     diff = m1 - m2
-    tr_sqrt = _nuclear_norm(c @ covariance_factor(s1)) / np.sqrt(n - 1)  # F_2 = c^T / sqrt(n - 1)
-    return float(diff @ diff + np.trace(s1) + (c * c).sum() / (n - 1) - 2.0 * tr_sqrt)
+    tr_sqrt = _nuclear_norm(y @ covariance_factor(s1)) / np.sqrt(n - 1)  # F_2 = y^T / sqrt(n - 1)
+    return float(diff @ diff + np.trace(s1) + (y * y).sum() / (n - 1) - 2.0 * tr_sqrt)
 
 
 def _fid_from_samples(a: np.ndarray, b: np.ndarray) -> float:
     """FID of two float64 sample sets through the nuclear norm of their centred cross product."""
-    mu1, ca = _centred(a)
-    mu2, cb = _centred(b)
+    mu1, ca = _sample_factor_rows(a)
+    mu2, cb = _sample_factor_rows(b)
     scale = np.sqrt((a.shape[0] - 1) * (b.shape[0] - 1))
     tr_sqrt = _nuclear_norm(ca @ cb.T) / scale
     diff = mu1 - mu2
