@@ -167,3 +167,13 @@ def test_rank_deficient_case_equals_a_40_digit_computation():
     for value in (fid(a, b)["fid"], frechet_distance(*s_a, *s_b), frechet_distance_to_features(*s_a, b)):
         assert value == pytest.approx(truth, rel=1e-12)
     assert _sqrtm_frechet(*s_a, *s_b) == pytest.approx(truth, rel=1e-6)
+
+
+def test_float32_features_give_the_float64_result():
+    """float32 features are converted while centring (no float64 copy first); the value is unchanged."""
+    a, b = _features(300, 64, 11).astype(np.float32), _features(40, 64, 12, shift=0.3).astype(np.float32)
+    for x, y in ((a, b), (a, a[:250] * 1.1)):
+        assert fid(x, y)["fid"] == pytest.approx(fid(x.astype(np.float64), y.astype(np.float64))["fid"], rel=1e-12)
+    mu, sigma = feature_statistics(a)
+    assert mu.dtype == sigma.dtype == np.float64
+    np.testing.assert_allclose(sigma, np.cov(a.astype(np.float64), rowvar=False), rtol=1e-12, atol=1e-14)

@@ -62,9 +62,10 @@ MAX_CROSS_ENTRIES = 1 << 25
 
 
 def _centred(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean (D,), centred float64 copy (N, D)) of a finite float64 matrix."""
-    mu = feats.mean(axis=0)
-    return mu, feats - mu
+    """(mean (D,), centred float64 copy (N, D)) of a finite float32 or float64 matrix, in one pass
+    (float32 input is converted while subtracting; the mean is accumulated in float64)."""
+    mu = feats.mean(axis=0, dtype=np.float64)
+    return mu, np.subtract(feats, mu, dtype=np.float64)
 
 
 def _sample_factor_rows(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +82,7 @@ def _sample_factor_rows(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def feature_statistics(feats: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Mean (D,) and unbiased covariance (D, D) of `feats` (N, D), N >= 2, in float64 (= np.cov)."""
-    a = _checks.features(feats, "feats", min_rows=2)
+    a = _checks.features(feats, "feats", min_rows=2, keep_float32=True)
     mu, c = _centred(a)
     return mu, (c.T @ c) / (a.shape[0] - 1)  # numpy computes c.T @ c as one symmetric rank-k update
 
@@ -165,7 +166,7 @@ def frechet_distance_to_features(mu1: ArrayLike, sigma1: ArrayLike, feats: Array
     """Fréchet distance between N(mu1, sigma1) (e.g. stored reference statistics) and the Gaussian fit
     of `feats` (N, D), N >= 2: from feats' covariance when N >= D, else from its centred samples as
     the factor (module docstring), never forming a singular D×D covariance."""
-    b = _checks.features(feats, "feats", min_rows=2)
+    b = _checks.features(feats, "feats", min_rows=2, keep_float32=True)
     m1, s1 = _as_gaussian(mu1, sigma1, "mu1", "sigma1", b.shape[1])
     n, d = b.shape
     if n >= d:
@@ -177,7 +178,7 @@ def frechet_distance_to_features(mu1: ArrayLike, sigma1: ArrayLike, feats: Array
 
 
 def _fid_from_samples(a: np.ndarray, b: np.ndarray) -> float:
-    """FID of two float64 sample sets through the nuclear norm of their centred cross product."""
+    """FID of two sample sets through the nuclear norm of their centred cross product."""
     mu1, ca = _sample_factor_rows(a)
     mu2, cb = _sample_factor_rows(b)
     scale = np.sqrt((a.shape[0] - 1) * (b.shape[0] - 1))
@@ -194,8 +195,8 @@ def fid(feats_a: ArrayLike, feats_b: ArrayLike) -> dict[str, float]:
         {"fid": d^2} with d^2 as in `frechet_distance`; sets with fewer rows than dimensions go
         through their samples (module docstring), others through their covariances.
     """
-    a = _checks.features(feats_a, "feats_a", min_rows=2)
-    b = _checks.features(feats_b, "feats_b", min_rows=2)
+    a = _checks.features(feats_a, "feats_a", min_rows=2, keep_float32=True)
+    b = _checks.features(feats_b, "feats_b", min_rows=2, keep_float32=True)
     _checks.same_width(a, b, "feats_a", "feats_b")
     (na, d), nb = a.shape, b.shape[0]
     if min(na, nb) < d and na * nb <= MAX_CROSS_ENTRIES:
@@ -218,8 +219,8 @@ def intra_class_fid(
     Returns:
         {"intra_fid_mean": mean over classes, "intra_fid/class_{k}": FID of class k, ...}.
     """
-    a = _checks.features(feats_a, "feats_a", min_rows=2)
-    b = _checks.features(feats_b, "feats_b", min_rows=2)
+    a = _checks.features(feats_a, "feats_a", min_rows=2, keep_float32=True)
+    b = _checks.features(feats_b, "feats_b", min_rows=2, keep_float32=True)
     _checks.same_width(a, b, "feats_a", "feats_b")
     ya = _checks.labels(labels_a, a.shape[0], "labels_a")
     yb = _checks.labels(labels_b, b.shape[0], "labels_b")

@@ -151,7 +151,7 @@ def unpack_symmetric(packed: np.ndarray, d: int) -> np.ndarray:
 def compute_stats(feats: ArrayLike, labels: ArrayLike | None = None, *, extractor_id: str, dataset: str = "",
                   split: str = "") -> FeatureStats:
     """Statistics of features (N, D) and, when `labels` (N,) are given, of each class (>= 2 samples each)."""
-    a = _checks.features(feats, "feats", min_rows=2)
+    a = _checks.features(feats, "feats", min_rows=2, keep_float32=True)
     mu, sigma = feature_statistics(a)
     per_class: dict[str, np.ndarray | None] = dict.fromkeys(CLASS_KEYS)
     if labels is not None:
@@ -321,7 +321,7 @@ def fid_from_stats(stats: FeatureStats, gen_feats: ArrayLike, extractor_id: str)
         StatsError: the statistics belong to another extractor or feature size.
     """
     stats.check_extractor(extractor_id, "fid_from_stats")
-    b = _checks.features(gen_feats, "gen_feats", min_rows=2)
+    b = _checks.features(gen_feats, "gen_feats", min_rows=2, keep_float32=True)
     if b.shape[1] != stats.feature_dim:
         raise StatsError(f"fid_from_stats: statistics of {stats.feature_dim}-d features, "
                          f"gen_feats has {b.shape[1]}")
@@ -343,7 +343,7 @@ def intra_fid_from_stats(stats: FeatureStats, gen_feats: ArrayLike, gen_labels: 
     if not stats.has_classes:
         raise StatsError("intra_fid_from_stats: the statistics hold no per-class statistics "
                          "(written without labels, or a foreign file)")
-    b = _checks.features(gen_feats, "gen_feats", min_rows=2)
+    b = _checks.features(gen_feats, "gen_feats", min_rows=2, keep_float32=True)
     if b.shape[1] != stats.feature_dim:
         raise StatsError(f"intra_fid_from_stats: statistics of {stats.feature_dim}-d features, "
                          f"gen_feats has {b.shape[1]}")
