@@ -11,7 +11,17 @@
    that assert is skipped and its code runs unchanged, valid here since every scale fits the
    window. The script therefore re-runs itself with -O.
 
-    python -O benchmarks/eval_speed.py --threads 2 [--samples S.npz] [--pairs 100]
+3. One FID at 2048 dimensions, 10,000 vs 10,000 samples (covariances included), with
+   `condgan.metrics.fid.fid`, beside torch-fidelity's `fid_features_to_statistics` +
+   `fid_statistics_to_metric` (eigenvalues of the non-symmetric product) on the same float32 arrays
+   when torch-fidelity is installed, and optionally (`--fid-sqrtm`) pytorch-fid's
+   `calculate_frechet_distance` (scipy sqrtm, ~20 s); then intra-FID over 10 classes of 1,000. The
+   arrays are synthetic pool3-like features (ReLU of correlated Gaussians), since the Inception
+   weights are not available here. torch-fidelity's package imports torchvision; the script uses
+   tests/torchvision_compat.py for that, as the tests do.
+
+    python -O benchmarks/eval_speed.py --threads 2 [--samples S.npz] [--pairs 100] [--skip-suite]
+        [--skip-msssim] [--skip-fid] [--fid-sqrtm]
 """
 
 from __future__ import annotations
@@ -91,6 +101,72 @@ def msssim_speed(args: argparse.Namespace) -> None:
         print(f"| {name} | {rate:.0f} |")
 
 
+def _pool3_like(n: int, d: int, seed: int, scale: float = 1.0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    mix = (np.random.default_rng(99).normal(size=(d, d)) / np.sqrt(d)).astype(np.float32)
+    return np.maximum(rng.standard_normal((n, d), dtype=np.float32) @ mix, 0) * scale
+
+
+def _timed(fn, repeats: int):
+    """(wall seconds of each run, process CPU seconds of each run, the last value)."""
+    walls, cpus, value = [], [], None
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        value = fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return walls, cpus, value
+
+
+def fid_speed(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from condgan.metrics.fid import fid, intra_class_fid
+
+    n, d = args.fid_samples, 2048
+    a, b = _pool3_like(n, d, 0), _pool3_like(n, d, 1, scale=1.1)
+    rows = [("condgan.metrics.fid.fid", *_timed(lambda: fid(a, b)["fid"], args.repeats))]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from torchvision_compat import make_torchvision_importable
+
+    status = make_torchvision_importable()
+    try:
+        from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+    except ImportError as e:
+        print(f"\ntorch-fidelity not importable ({e}); its FID is not timed")
+    else:
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        rows.append(("torch_fidelity fid_features_to_statistics + fid_statistics_to_metric", *_timed(
+            lambda: fid_statistics_to_metric(fid_features_to_statistics(ta), fid_features_to_statistics(tb),
+                                             False)["frechet_inception_distance"], args.repeats)))
+    if args.fid_sqrtm:
+        try:
+            from pytorch_fid.fid_score import calculate_frechet_distance
+        except ImportError as e:
+            print(f"\npytorch-fid not importable ({e}); its FID is not timed")
+        else:
+            def pytorch_fid_value():
+                a64, b64 = a.astype(np.float64), b.astype(np.float64)
+                return calculate_frechet_distance(a64.mean(0), np.cov(a64, rowvar=False), b64.mean(0),
+                                                  np.cov(b64, rowvar=False))
+            rows.append(("pytorch_fid calculate_frechet_distance (+ np.cov)", *_timed(pytorch_fid_value, 1)))
+    ours = rows[0][3]
+    print(f"\nFID, {n} vs {n} synthetic pool3-like float32 features, D = {d}, covariances included "
+          f"(torchvision: {status}); load average now {os.getloadavg()[0]:.1f}")
+    print("| implementation | wall s, best | wall s, each run | process CPU s, each run | FID | relative difference "
+          "to condgan |\n|---|---|---|---|---|---|")
+    for name, walls, cpus, value in rows:
+        print(f"| {name} | {min(walls):.2f} | {', '.join(f'{w:.2f}' for w in walls)} | "
+              f"{', '.join(f'{c:.2f}' for c in cpus)} | {value:.6f} | {(value - ours) / ours:.1e} |")
+    k, per_class = 10, n // 10
+    ya, yb = np.repeat(np.arange(k), per_class), np.repeat(np.arange(k), per_class)
+    walls, cpus, out = _timed(lambda: intra_class_fid(a[: k * per_class], ya, b[: k * per_class], yb), 1)
+    print(f"\nintra-FID over {k} classes of {per_class} vs {per_class} (D = {d}): {walls[0]:.2f} s wall, "
+          f"{cpus[0]:.2f} s process CPU, mean {out['intra_fid_mean']:.4f}")
+
+
 def main() -> None:
     if __debug__:  # pytorch-msssim's size assert (see the module docstring) is skipped under -O
         os.execv(sys.executable, [sys.executable, "-O", *sys.argv])
@@ -103,6 +179,11 @@ def main() -> None:
     parser.add_argument("--cache", help="real-feature cache folder (default: a fresh temporary one)")
     parser.add_argument("--out", default="runs/bench-eval", help="figures of the two runs")
     parser.add_argument("--skip-suite", action="store_true")
+    parser.add_argument("--skip-msssim", action="store_true")
+    parser.add_argument("--skip-fid", action="store_true")
+    parser.add_argument("--fid-samples", type=int, default=10_000, help="samples per side of the 2048-d FID")
+    parser.add_argument("--fid-sqrtm", action="store_true", help="also time pytorch-fid's sqrtm route (~20 s)")
+    parser.add_argument("--repeats", type=int, default=3, help="FID timings: best of this many runs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
@@ -110,7 +191,10 @@ def main() -> None:
     print("command: python -O " + " ".join(sys.argv))
     if not args.skip_suite:
         suite(args)
-    msssim_speed(args)
+    if not args.skip_msssim:
+        msssim_speed(args)
+    if not args.skip_fid:
+        fid_speed(args)
     print(f"load average at end {os.getloadavg()[0]:.1f}")
 
 

@@ -13,4 +13,8 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q "${TORCH_SPEC:-torch==2.13.0}"
-.venv/bin/pip install -q -e ".[test]"
+# Pin the torch just installed: the test extras pull in torchvision (through pytorch-fid and
+# torch-fidelity), and without the pin pip would pick the newest torchvision and replace torch
+# with the (CUDA) build that torchvision was made for.
+TORCH_PIN="torch==$(.venv/bin/python -c 'import torch; print(torch.__version__)' 2>/dev/null)"
+.venv/bin/pip install -q -e ".[test]" "$TORCH_PIN"

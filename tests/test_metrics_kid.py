@@ -1,4 +1,4 @@
-"""KID against a naive double loop with the same subset draws, and against torchmetrics."""
+"""KID against a naive double loop with the same subset draws, torchmetrics and torch-fidelity."""
 
 import numpy as np
 import pytest
@@ -54,6 +54,7 @@ def test_subset_size_is_capped_and_seed_fixes_the_result():
     a, b = rng.normal(size=(50, 8)), rng.normal(size=(60, 8)) + 0.2
     capped = kid(a, b, num_subsets=3, subset_size=1000, seed=0)
     assert capped == kid(a, b, num_subsets=3, subset_size=50, seed=0)
+    assert (capped["kid_subset_size"], capped["kid_num_subsets"]) == (50.0, 3.0)  # the size used, not asked
     assert kid(a, b, num_subsets=3, subset_size=20, seed=5) == kid(a, b, num_subsets=3, subset_size=20, seed=5)
     assert kid(a, b, num_subsets=3, subset_size=20, seed=5) != kid(a, b, num_subsets=3, subset_size=20, seed=6)
 
@@ -64,3 +65,14 @@ def test_kid_is_near_zero_for_one_distribution_and_grows_with_shift():
     same = kid(a, b, num_subsets=5, subset_size=200)["kid_mean"]
     shifted = kid(a, b + 1.0, num_subsets=5, subset_size=200)["kid_mean"]
     assert abs(same) < 0.1 < shifted
+
+
+def test_kid_matches_torch_fidelity_with_its_seed():
+    metric_kid = pytest.importorskip("torch_fidelity.metric_kid", reason="torch-fidelity is a test extra: pip install -e .[test]")
+    g = torch.Generator().manual_seed(4)
+    a, b = torch.randn(120, 16, generator=g), torch.randn(150, 16, generator=g) + 0.3
+    ref = metric_kid.kid_features_to_metric(a, b, kid_subsets=7, kid_subset_size=50, rng_seed=2020, verbose=False)
+    out = kid(a, b, num_subsets=7, subset_size=50, seed=2020)
+    assert out["kid_mean"] == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-5)
+    assert out["kid_std"] == pytest.approx(ref["kernel_inception_distance_std"], rel=1e-4)
+    assert (out["kid_subset_size"], out["kid_num_subsets"]) == (50.0, 7.0)

@@ -188,6 +188,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- stats
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from condgan.data import load_dataset
+    from condgan.metrics.classifier import default_judge_path, load_judge
+    from condgan.metrics.features import inception_extractor, inception_weights_from_env, judge_extractor
+    from condgan.metrics.stats import dataset_stats, save_stats
+
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise ConfigError(f"--out {out}: expected a file name ending in .npz")
+    data = load_dataset(args.data, args.split, data_dir=args.data_dir)
+    if not data.is_image:
+        raise ConfigError(f"--data {args.data}: holds 2D points; statistics are of image features")
+    weights = None if args.judge else inception_weights_from_env(args.inception_weights)
+    if weights:
+        extractor = inception_extractor(weights, device=args.device)
+    else:
+        judge = load_judge(args.judge or default_judge_path(data.name, tuple(data.x.shape[1:])), device=args.device)
+        extractor = judge_extractor(judge, device=args.device)
+    stats = dataset_stats(data, args.split, extractor, progress=not args.no_progress,
+                          per_class=not args.no_class_stats)
+    save_stats(stats, out)
+    classes = f", {len(stats.classes)} classes" if stats.has_classes else ""
+    print(f"wrote {out}: {stats.num_samples} samples of {data.name} {args.split}, {stats.feature_dim}-d features"
+          f"{classes}, extractor {stats.extractor_id}")
+    return 0
+
+
 # ---------------------------------------------------------------- bench
 
 
@@ -303,6 +333,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="report directory")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(fn=cmd_eval)
+
+    p = verbs.add_parser("stats", help="feature statistics of a real set (.npz that pytorch-fid and clean-fid read)")
+    p.add_argument("--data", required=True, help="dataset name")
+    p.add_argument("--data-dir", help="where the dataset's files are")
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--judge", help="judge safetensors whose features to use (default: the cached one for the "
+                       "dataset, unless Inception weights are given)")
+    which.add_argument("--inception-weights", help="FID Inception weights (default: $CONDGAN_INCEPTION_WEIGHTS, "
+                       "else the judge)")
+    p.add_argument("--no-class-stats", action="store_true", help="pooled statistics only (no intra-FID)")
+    p.add_argument("--device", default="cpu", help="where the extractor runs, e.g. cpu, cuda")
+    p.add_argument("--out", required=True, help="statistics .npz to write")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=cmd_stats)
 
     p = verbs.add_parser("bench", help="benchmarks that train many runs and print a paper's table")
     bench_verbs = p.add_subparsers(dest="bench_verb", required=True)

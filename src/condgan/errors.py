@@ -50,3 +50,7 @@ class SamplesError(CondganError):
 
 class WriteError(CondganError):
     """An output file or folder cannot be written (not writable, disk full, ...); names the path."""
+
+
+class StatsError(CondganError):
+    """A feature-statistics file is unreadable, malformed, or belongs to another feature extractor."""

@@ -28,14 +28,16 @@ def to_numpy(x: ArrayLike, name: str) -> np.ndarray:
     raise SamplesError(f"{name}: expected a numpy array, torch tensor or list, found {type(x).__name__}")
 
 
-def features(x: ArrayLike, name: str, min_rows: int = 1) -> np.ndarray:
-    """A finite float64 matrix (N, D) with N >= `min_rows`."""
+def features(x: ArrayLike, name: str, min_rows: int = 1, keep_float32: bool = False) -> np.ndarray:
+    """A finite float64 matrix (N, D) with N >= `min_rows` (float32 input stays float32 with
+    `keep_float32`, for callers that convert while computing, without an extra float64 copy)."""
     a = to_numpy(x, name)
     if a.ndim != 2:
         raise SamplesError(f"{name}: expected a 2-D array (samples, features), found shape {tuple(a.shape)}")
     if a.shape[0] < min_rows:
         raise SamplesError(f"{name}: expected at least {min_rows} rows, found {a.shape[0]}")
-    a = a.astype(np.float64, copy=False)
+    if not (keep_float32 and a.dtype == np.float32):
+        a = a.astype(np.float64, copy=False)
     if not np.isfinite(a).all():
         raise SamplesError(f"{name}: expected finite values, found NaN or infinity")
     return a

@@ -2,9 +2,9 @@
 
 An `Extractor` maps [-1, 1] NCHW images to (features N×D, logits N×K) in one batched pass. Two
 kinds exist: the domain judge (`condgan.metrics.classifier`, 256-d penultimate layer and its class
-logits) and the FID Inception-v3 (2048-d pool features and the 1008 logits of the TF graph). Every
-metric computed from them is tagged with `Extractor.id` (STYLE #3, DESIGN "every metric states
-the feature extractor it used").
+logits) and the FID Inception-v3 (2048-d pool features and the 1008 logits of the TF graph without
+the fc bias, which the Inception Score is defined on). Every metric computed from them is tagged
+with `Extractor.id` (STYLE #3, DESIGN "every metric states the feature extractor it used").
 
 Cache: the real data's features and logits are stored as `.npz` (plain arrays, read with
 `condgan.io.load_npz`: no pickles, bounded work) under `<user cache>/condgan/features/`. An entry
@@ -37,6 +37,7 @@ from condgan.errors import CondganError
 from condgan.io import atomic_write_bytes, load_npz
 
 ENV_INCEPTION = "CONDGAN_INCEPTION_WEIGHTS"
+INCEPTION_LOGITS = "unbiased-logits"  # suffix of the Inception extractor's id: which logits it returns
 
 
 @dataclass
@@ -78,9 +79,14 @@ def judge_extractor(judge, device: str | torch.device = "cpu") -> Extractor:
 
 
 def inception_extractor(weights: str | Path | None, device: str | torch.device = "cpu") -> Extractor:
-    """The FID Inception-v3 (`condgan.metrics.inception`): 2048-d pool features, 1008 logits.
+    """The FID Inception-v3 (`condgan.metrics.inception`): 2048-d pool3 features, 1008 unbiased logits.
 
-    Gray images are repeated to 3 channels inside the network's input transform.
+    The logits are ``pool3 @ fc.weight.T`` without the fc bias: the Inception Score, the only
+    metric that reads this extractor's logits, is defined on those (the original IS code and
+    torch-fidelity's "logits_unbiased"; see `condgan.metrics.inception_score`). The id says so:
+    ``inception-v3-fid:<12 hex of the weights' sha256>/unbiased-logits``; cached logits of the
+    former biased extractor (id without the suffix) are therefore never reused. Gray images are
+    repeated to 3 channels inside the network's input transform.
     """
     from condgan.metrics.inception import load_fid_inception
 
@@ -88,9 +94,9 @@ def inception_extractor(weights: str | Path | None, device: str | torch.device =
 
     def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = net(x)
-        return out["pool"], out["logits"]
+        return out["pool"], out["logits_unbiased"]
 
-    return Extractor(net.extractor_id, forward, torch.device(device))
+    return Extractor(f"{net.extractor_id}/{INCEPTION_LOGITS}", forward, torch.device(device))
 
 
 def inception_weights_from_env(flag: str | None) -> str | None:

@@ -59,7 +59,10 @@ def kid(
             same result.
 
     Returns:
-        {"kid_mean": mean MMD^2_u, "kid_std": population std over subsets}.
+        {"kid_mean": mean MMD^2_u, "kid_std": population std over subsets, "kid_subset_size": rows
+        per subset actually used (after the cap), "kid_num_subsets": number of subsets}. The last
+        two are floats like every value of a metric dict; KID values are only comparable at the
+        same subset size (MMD^2_u is unbiased, but its spread shrinks with the subset size).
     """
     a = _checks.features_tensor(feats_a, "feats_a", min_rows=2)
     b = _checks.features_tensor(feats_b, "feats_b", min_rows=2).to(a.device)
@@ -75,4 +78,5 @@ def kid(
         idx_a = torch.from_numpy(rng.choice(a.shape[0], m, replace=False)).to(a.device)
         idx_b = torch.from_numpy(rng.choice(b.shape[0], m, replace=False)).to(a.device)
         mmds[i] = polynomial_mmd2(a[idx_a], b[idx_b], degree, gamma, coef0)
-    return {"kid_mean": float(mmds.mean()), "kid_std": float(mmds.std())}
+    return {"kid_mean": float(mmds.mean()), "kid_std": float(mmds.std()), "kid_subset_size": float(m),
+            "kid_num_subsets": float(num_subsets)}
