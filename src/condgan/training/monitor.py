@@ -53,6 +53,13 @@ class CollapseMonitor:
         self.streak = 0
         self.warned = False
 
+    def state_dict(self) -> dict[str, int | bool]:
+        """What a checkpoint keeps of this monitor (so a resumed run warns at the same step)."""
+        return {"streak": self.streak, "warned": self.warned}
+
+    def load_state_dict(self, state: dict[str, int | bool]) -> None:
+        self.streak, self.warned = int(state["streak"]), bool(state["warned"])
+
     @torch.no_grad()
     def __call__(self, method, step: int) -> dict[str, float]:
         from condgan.evaluate import evaluate
