@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from condgan.config import preset_or_path
-from condgan.errors import EXIT_USER_ERROR, CondganError, ConfigError, RunDirError
+from condgan.errors import EXIT_USER_ERROR, CondganError, ConfigError, RunDirError, TrainingStopped
 
 def _parse_classes(text: str | None) -> list[int] | None:
     if not text:
@@ -71,6 +71,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         result = train(cfg, out, resume=args.resume, force=args.force, progress=not args.no_progress)
+    except TrainingStopped as stop:  # SIGTERM / SIGINT: saved at a step boundary
+        if dist.info().is_main:
+            print(f"condgan: {stop}", file=sys.stderr)
+        return stop.exit_code
     finally:
         is_main = dist.info().is_main
         dist.shutdown()  # under torchrun: train joined the process group
@@ -307,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     except CondganError as exc:
         print(f"condgan: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except TrainingStopped as stop:  # --nproc: a rank stopped on a signal after saving
+        print(f"condgan: {stop}", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print("condgan: interrupted", file=sys.stderr)
         return 130
