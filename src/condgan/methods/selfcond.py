@@ -34,14 +34,15 @@ State (all buffers, so checkpoints carry it and a resumed run equals an uninterr
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans
-from sklearn.metrics import normalized_mutual_info_score
-from sklearn.metrics.cluster import contingency_matrix
 from torch import nn
+
+if TYPE_CHECKING:
+    from sklearn.cluster import KMeans
 
 from condgan.config import Config
 from condgan.errors import ConfigError
@@ -60,6 +61,8 @@ def match_clusters(new: np.ndarray, old: np.ndarray, k: int) -> np.ndarray:
     """
     overlap = np.zeros((k, k), dtype=np.int64)
     np.add.at(overlap, (new, old), 1)
+    from scipy.optimize import linear_sum_assignment  # scipy/sklearn load in ~1-2 s: only when clustering
+
     rows, cols = linear_sum_assignment(overlap, maximize=True)
     perm = np.empty(k, dtype=np.int64)
     perm[rows] = cols
@@ -68,16 +71,20 @@ def match_clusters(new: np.ndarray, old: np.ndarray, k: int) -> np.ndarray:
 
 def cluster_purity(labels: np.ndarray, clusters: np.ndarray) -> float:
     """Purity = (1/N) Σ_clusters max_class |cluster ∩ class| (Manning et al., IR book §16.3)."""
+    from sklearn.metrics.cluster import contingency_matrix
+
     table = contingency_matrix(labels, clusters)  # classes × clusters
     return float(table.max(axis=0).sum() / len(labels))
 
 
-def kmeans(features: np.ndarray, k: int, seed: int, init_labels: np.ndarray | None = None) -> KMeans:
+def kmeans(features: np.ndarray, k: int, seed: int, init_labels: np.ndarray | None = None) -> "KMeans":
     """k-means on `features` (N×F): k-means++ seeding, or the centroids of `init_labels`.
 
     A cluster of `init_labels` with no member in `features` is re-seeded at a random point (the
     official code does the same for starved clusters).
     """
+    from sklearn.cluster import KMeans
+
     if init_labels is None:
         return KMeans(n_clusters=k, init="k-means++", n_init=1, random_state=seed).fit(features)
     rng = np.random.default_rng(seed)
@@ -201,6 +208,8 @@ class SelfCondGAN(Method):
         labels = data_y.cpu().numpy()
         if len(np.unique(labels)) > 1:  # diagnostics against the true labels, when there are any
             stats["cluster/purity"] = cluster_purity(labels, new)
+            from sklearn.metrics import normalized_mutual_info_score
+
             stats["cluster/nmi"] = float(normalized_mutual_info_score(labels, new))
         stats["cluster/nonempty"] = float((self.cluster_sizes > 0).sum())
         return stats

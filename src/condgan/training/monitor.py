@@ -22,7 +22,6 @@ import torch
 from tqdm import tqdm
 
 from condgan.data import LabelledData
-from condgan.metrics.correlation import per_class_values
 
 SAMPLES_PER_CLASS = 20  # 190 distinct pairs per class available
 PAIRS = 50
@@ -62,7 +61,8 @@ class CollapseMonitor:
 
     @torch.no_grad()
     def __call__(self, method, step: int) -> dict[str, float]:
-        from condgan.evaluate import evaluate
+        from condgan.evaluate import evaluate  # metrics (and scipy) load only when a monitor runs
+        from condgan.metrics.correlation import per_class_values
 
         device = next(method.parameters()).device
         gen = torch.Generator().manual_seed(self.seed)
