@@ -489,6 +489,11 @@ def train(
     directory (config, checkpoints, logs, grids) and the others receive its config and checkpoint.
     Monitors run on every rank (so that they may split work and `dist.gather` it); their
     statistics, like the training statistics, are averaged over ranks.
+
+    Raises `RunDirError` when another process writes `run_dir` (its lock) or a write fails (a full
+    disk), `TrainingDiverged` when a loss, a gradient or the state to be saved is non-finite, and
+    `TrainingStopped` after saving the checkpoint of the step at which SIGTERM or SIGINT arrived.
+    A start that fails leaves `run_dir` as it was (docs/reliability.md).
     """
     run_dir = Path(run_dir)
     dist_info = dist.init_from_env(resolve_device(cfg.train.device if cfg is not None else "auto").type)
