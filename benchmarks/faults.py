@@ -461,6 +461,8 @@ def _after_disk_full(run: Path, refs: References, argv: list[str], steps: int, c
     c(code == 2 and one_line(err, "No space left on device"), f"exit {code}: {err.strip()!r}")
     m = re.search(r"failed at step (\d+)", err)
     c(m is not None and (at is None or int(m.group(1)) == at), f"step not named: {err.strip()!r}")
+    c(re.search(r"writing (checkpoints/ckpt-\d+\.pt|metrics\.jsonl|events) failed", err) is not None,
+      f"the file is not named: {err.strip()!r}")
     good = checkpoints(run)
     c(bool(good) and f"last good checkpoint: {good[-1]}" in err, "last good checkpoint not named")
     c(not temp_files(run), f"temporary files left: {temp_files(run)}")

@@ -100,7 +100,12 @@ def save_checkpoint(
     # naming the file, where torch.save writing to the disk itself fails with an opaque RuntimeError.
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getbuffer())
+    try:
+        atomic_write_bytes(path, buffer.getbuffer())
+    except OSError as exc:  # a failed write() names no file: name the checkpoint
+        if exc.filename:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink()
     return path

@@ -26,6 +26,7 @@ run with one line naming the step and the newest good checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -198,17 +199,20 @@ class RunLog:
     def write(self, row: dict[str, float]) -> None:
         if not self.enabled:
             return
-        self.file.write(json.dumps(row) + "\n")
-        self.file.flush()
-        for name, value in row.items():
-            if name != "step":
-                self.writer.add_scalar(name, value, int(row["step"]))
+        with _naming(self.file.name):
+            self.file.write(json.dumps(row) + "\n")
+            self.file.flush()
+        with _naming(self.writer.log_dir):
+            for name, value in row.items():
+                if name != "step":
+                    self.writer.add_scalar(name, value, int(row["step"]))
 
     def sync(self) -> None:
         """Make the rows written so far durable (before a checkpoint that accounts for them)."""
         if self.enabled:
-            self.file.flush()
-            os.fsync(self.file.fileno())
+            with _naming(self.file.name):
+                self.file.flush()
+                os.fsync(self.file.fileno())
 
     def close(self, failed: bool = False) -> None:
         """Close the files; after a failure (`failed`), errors of the close itself are ignored."""
@@ -222,6 +226,17 @@ class RunLog:
                     raise
         threading.excepthook = self._hook
         self.enabled = False
+
+
+@contextlib.contextmanager
+def _naming(path: str | Path):
+    """Give an OSError raised inside (a flush, TensorBoard's writer thread) the file it was about."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
 
 
 # ---------------------------------------------------------------- setup
@@ -465,10 +480,14 @@ _TEMP_NAME = re.compile(r"^\.(.+)\.[^.]+\.tmp$")  # condgan.io.atomic_write's `.
 
 def _write_failed(s: Session, exc: OSError, finished: int) -> RunDirError:
     """One line for a failed write (a full disk, a vanished mount) during training."""
-    name = Path(exc.filename).name if exc.filename else "a file"
-    target = _TEMP_NAME.match(name)
-    return RunDirError(f"run {s.run_dir}: writing {target.group(1) if target else name} failed at step {finished} "
-                       f"({exc.strerror or exc}); training stopped, last good checkpoint: {s.last_ckpt or 'none'}")
+    shown = "a file"
+    if exc.filename:
+        path = Path(exc.filename)
+        target = _TEMP_NAME.match(path.name)
+        path = path.with_name(target.group(1)) if target else path  # the file the temporary one was for
+        shown = str(path.relative_to(s.run_dir)) if path.is_relative_to(s.run_dir) else str(path)
+    return RunDirError(f"run {s.run_dir}: writing {shown} failed at step {finished} ({exc.strerror or exc}); "
+                       f"training stopped, last good checkpoint: {s.last_ckpt or 'none'}")
 
 
 # ---------------------------------------------------------------- the loop
