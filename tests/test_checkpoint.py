@@ -78,3 +78,34 @@ def test_failed_write_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
     assert [p.name for p in ck.list_checkpoints(tmp_path)] == ["ckpt-00000001.pt"]
     assert good.read_bytes() == before
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_non_finite_state_is_never_written(tmp_path):
+    good = _save(tmp_path, 1)
+    model = _model()
+    with torch.no_grad():
+        model[1].bias.fill_(float("nan"))
+    with pytest.raises(ck.NonFiniteState, match=r"step 2: non-finite values in model.1.bias \(1 of 1 values\)"):
+        _save(tmp_path, 2, model)
+    assert ck.list_checkpoints(tmp_path) == [good]
+    assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name != good.name]
+
+
+def test_non_finite_optimiser_state_is_never_written(tmp_path):
+    model = _model()
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.ones(2, 3)).sum().backward()
+    opt.step()
+    opt.state[model[0].weight]["exp_avg_sq"][0, 0] = float("inf")
+    with pytest.raises(ck.NonFiniteState, match=r"optimizers.G.state.0.exp_avg_sq"):
+        ck.save_checkpoint(tmp_path, 1, model, {"G": opt}, {}, 3)
+    assert ck.list_checkpoints(tmp_path) == []
+
+
+def test_old_checkpoint_with_nan_weights_is_refused_on_load(tmp_path):
+    path = _save(tmp_path, 1)
+    state = torch.load(path, weights_only=True)
+    state["model"]["0.weight"][0, 0] = float("nan")
+    torch.save(state, path)  # as a version without the check would have written it
+    with pytest.raises(ck.NonFiniteState, match=r"ckpt-00000001.pt: holds non-finite values in model.0.weight"):
+        ck.load_checkpoint(path)

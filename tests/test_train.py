@@ -135,3 +135,60 @@ def test_linear_lr_schedule_reaches_the_last_step(tmp_path):
     # The saved optimiser states carry the learning rates of the last step (3 of 4).
     assert optimizers["D"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * 0.25)
     assert optimizers["G"]["param_groups"][0]["lr"] == pytest.approx(2e-3 * 0.25)
+
+
+def test_resume_with_misaligned_intervals_equals_uninterrupted_run(tmp_path):
+    """Checkpoints every 5 steps, rows every 7: the sums since the last row travel in the checkpoint."""
+    extra = ("train.steps=30", "train.log_every=7", "train.ckpt_every=5")
+    straight = tmp_path / "straight"
+    train(ring_cfg(*extra), straight, progress=False)
+
+    def crash_at_23(method, step):
+        if step == 23:
+            raise Crash()
+        return {}
+
+    crashed = tmp_path / "crashed"
+    with pytest.raises(Crash):
+        train(ring_cfg(*extra), crashed, progress=False, monitors=[(1, crash_at_23)])
+    assert list_checkpoints(crashed)[-1].name == "ckpt-00000020.pt"  # 2 steps into the row of step 21..28
+    train(None, crashed, resume=True, progress=False)
+    drop = ("images_per_sec",)
+    a = [{k: v for k, v in r.items() if k not in drop} for r in rows(straight)]
+    b = [{k: v for k, v in r.items() if k not in drop} for r in rows(crashed)]
+    assert [r["step"] for r in a] == [7, 14, 21, 28, 30] and a == b
+
+
+def test_nan_gradient_under_finite_loss_stops_before_the_step(tmp_path, monkeypatch):
+    real_loss = ACGAN.loss
+
+    def poisoned(self, phase, step):
+        loss, stats = real_loss(self, phase, step)
+        if step.step == 25 and phase.name == "G":  # the loss stays finite; one weight's gradient does not
+            weight = next(self.G.parameters())
+            weight.register_hook(lambda g: torch.full_like(g, float("nan")))
+        return loss, stats
+
+    monkeypatch.setattr(ACGAN, "loss", poisoned)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match=r"step 25: G gradient norm is nan under a finite loss .*"
+                                               r"last good checkpoint: .*ckpt-00000020.pt"):
+        train(ring_cfg("train.steps=60"), run, progress=False)
+    assert [p.name for p in list_checkpoints(run)] == ["ckpt-00000020.pt"]
+    monkeypatch.undo()
+    train(None, run, resume=True, progress=False)  # continues from the good checkpoint
+    assert all(torch.isfinite(v).all() for v in load_checkpoint(list_checkpoints(run)[-1])["model"].values())
+
+
+def test_non_finite_buffer_is_refused_at_the_checkpoint(tmp_path):
+    def poison_at_40(method, step):
+        if step == 40:  # a buffer no gradient check sees (e.g. BatchNorm running statistics)
+            method.register_buffer("probe", torch.tensor([1.0, float("inf")]))
+        return {}
+
+    run = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match=r"step 40: non-finite values in model.probe \(1 of 2 values\); "
+                                               r"checkpoint not written; training stopped, last good checkpoint: "
+                                               r".*ckpt-00000020.pt"):
+        train(ring_cfg("train.steps=60"), run, progress=False, monitors=[(10, poison_at_40)])
+    assert [p.name for p in list_checkpoints(run)] == ["ckpt-00000020.pt"]

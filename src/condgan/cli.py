@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from condgan.errors import EXIT_USER_ERROR, CondganError, ConfigError, RunDirError, one_line
+from condgan.errors import EXIT_USER_ERROR, CondganError, ConfigError, RunDirError, TrainingStopped, one_line
 from condgan.io import check_writable
 
 def _check_count(flag: str, value: int, what: str) -> None:
@@ -73,6 +73,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         result = train(cfg, out, resume=args.resume, force=args.force, progress=not args.no_progress)
+    except TrainingStopped as stop:  # SIGTERM / SIGINT: saved at a step boundary
+        if dist.info().is_main:
+            print(f"condgan: {stop}", file=sys.stderr)
+        return stop.exit_code
     finally:
         is_main = dist.info().is_main
         dist.shutdown()  # under torchrun: train joined the process group
@@ -380,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     except CondganError as exc:
         print(f"condgan: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except TrainingStopped as stop:  # --nproc: a rank stopped on a signal after saving
+        print(f"condgan: {stop}", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print("condgan: interrupted", file=sys.stderr)
         return 130

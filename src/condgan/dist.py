@@ -9,7 +9,9 @@ condgan.training.distributed and docs/distributed-and-speed.md.
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -17,8 +19,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from condgan.errors import CondganError, ConfigError
+from condgan.errors import CondganError, ConfigError, TrainingStopped
 
+SPAWN_GRACE_S = 60  # seconds the other ranks get to end by themselves after one fails
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -104,15 +107,37 @@ def spawn(nproc: int, fn: Callable[..., Any], *args: Any) -> None:
     """
     if nproc < 1:
         raise ConfigError(f"--nproc: expected a positive number of processes, found {nproc}")
+    context = torch.multiprocessing.start_processes(_spawned, args=(nproc, free_port(), fn, args), nprocs=nproc,
+                                                    join=False, start_method="spawn")
+    # Signals for the job reach the children: a SIGTERM sent to this process alone is passed on (the
+    # training loop saves on it); Ctrl-C reaches every process of the terminal's group already.
+    def forward(signum: int, frame: object) -> None:
+        for process in context.processes:
+            if process.is_alive() and process.pid:
+                os.kill(process.pid, signum)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
+                    signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
     try:
-        torch.multiprocessing.spawn(_spawned, args=(nproc, free_port(), fn, args), nprocs=nproc, join=True)
+        # When one rank fails the others get time to end by themselves (a rank stopped by a signal
+        # finishes writing its checkpoint) before torch terminates them.
+        while not context.join(grace_period=SPAWN_GRACE_S):
+            pass
     except torch.multiprocessing.ProcessRaisedException as exc:
         # The child's exception arrives as its formatted traceback; its last line is "module.Class: message".
         last = str(exc).strip().splitlines()[-1]
         kind, _, message = last.partition(": ")
+        if kind == "condgan.errors.TrainingStopped":
+            name = message.split()[2] if message.startswith("stopped by ") else "SIGTERM"
+            raise TrainingStopped(message, int(getattr(signal, name, signal.SIGTERM)), -1, None) from None
         if kind.startswith("condgan.errors."):
             raise CondganError(message) from None
         raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def mean_scalar(x: torch.Tensor) -> torch.Tensor:
@@ -135,6 +160,25 @@ def broadcast_object(obj: Any) -> Any:
     box = [obj if dist.get_rank() == 0 else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    """Every rank's `obj` (picklable), in rank order, on every rank (`[obj]` without a process group)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def max_int(x: int) -> int:
+    """The largest of the ranks' `x` (e.g. a signal number, so that every rank stops at the same step)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return x
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    t = torch.tensor([x], dtype=torch.long, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
 
 
 def mean_over_ranks(values: dict[str, float]) -> dict[str, float]:

@@ -40,8 +40,28 @@ class RunDirError(CondganError):
     """A run directory cannot be used (already holds a run, not writable, ...)."""
 
 
+class NonFiniteState(CheckpointError):
+    """A model or optimiser state to be saved, or a checkpoint read, holds a NaN or an infinity."""
+
+
 class TrainingDiverged(CondganError):
-    """A loss became NaN or infinite; the message names the step."""
+    """A loss, a gradient or the model state became NaN or infinite; the message names the step and
+    the newest checkpoint that is good (or 'none')."""
+
+
+class TrainingStopped(Exception):
+    """Training stopped at a step boundary on a signal (SIGTERM, SIGINT) after saving a checkpoint.
+
+    Not a user error: the CLI prints the message and exits with 128 + the signal number (the
+    shell's convention for a process ended by that signal)."""
+
+    def __init__(self, message: str, signum: int, step: int, checkpoint) -> None:
+        super().__init__(message)
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 class SamplesError(CondganError):
@@ -49,7 +69,13 @@ class SamplesError(CondganError):
 
 
 class WriteError(CondganError):
-    """An output file or folder cannot be written (not writable, disk full, ...); names the path."""
+    """An output file or folder cannot be written (not writable, disk full, ...); names the path.
+
+    `path` and `reason` are the target and the system's reason, when a write itself failed."""
+
+    def __init__(self, message: str, path: object = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.path, self.reason = path, reason
 
 
 class StatsError(CondganError):

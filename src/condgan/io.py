@@ -64,7 +64,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        raise WriteError(f"{path}: cannot write ({_reason(exc)})") from None
+        raise WriteError(f"{path}: cannot write ({_reason(exc)})", path, _reason(exc)) from None
     finally:
         if tmp is not None and os.path.exists(tmp):
             try:
@@ -104,30 +104,6 @@ def check_writable(path: str | Path, *, folder: bool = False, what: str = "outpu
         raise WriteError(f"{what} {path}: not writable ({_reason(exc)})") from None
     return path
 
-
-class LineLog:
-    """An append-only text log (e.g. metrics.jsonl, one JSON row per line) whose OSErrors (a full
-    disk) are WriteErrors naming the file, like those of `atomic_write`."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        try:
-            self._fh = open(self.path, "a")
-        except OSError as exc:
-            raise WriteError(f"{self.path}: cannot write ({_reason(exc)})") from None
-
-    def write_line(self, line: str) -> None:
-        try:
-            self._fh.write(line + "\n")
-            self._fh.flush()
-        except OSError as exc:
-            raise WriteError(f"{self.path}: cannot write ({_reason(exc)})") from None
-
-    def close(self) -> None:
-        try:
-            self._fh.close()
-        except OSError:
-            pass  # a failed flush was reported by write_line
 
 
 def file_sha256(path: str | Path) -> str:

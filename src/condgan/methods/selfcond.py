@@ -82,7 +82,7 @@ def match_clusters(new: np.ndarray, old: np.ndarray, k: int) -> np.ndarray:
 
 
 
-def kmeans(features: np.ndarray, k: int, seed: int, init_labels: np.ndarray | None = None) -> KMeans:
+def kmeans(features: np.ndarray, k: int, seed: int, init_labels: np.ndarray | None = None) -> "KMeans":
     """k-means on `features` (N×F): k-means++ seeding, or the centroids of `init_labels`.
 
     A cluster of `init_labels` with no member in `features` is re-seeded at a random point (the

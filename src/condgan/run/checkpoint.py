@@ -1,11 +1,18 @@
 """Checkpoints: atomic writes, safe loads, architecture checks, pruning.
 
 A checkpoint is one file `checkpoints/ckpt-<step:08d>.pt` holding only tensors and plain
-containers: the method's state_dict, each optimiser's state_dict, the step, and `meta` (the data
-spec, resolved config and code version). It is written to a temporary file in the same folder
-and renamed into place, so a crash never leaves a half-written checkpoint under a real name.
+containers: the method's state_dict, each optimiser's state_dict, the step, `meta` (the data
+spec, resolved config and code version) and optional extra loop state (e.g. the running sums of
+the logged statistics). It is written to a temporary file in the same folder and renamed into
+place, so a crash never leaves a half-written checkpoint under a real name.
 Loading uses `torch.load(weights_only=True)`, which refuses to run code from a pickle, then
 `validate_checkpoint` checks the structure and `meta` before anything is built from them.
+
+Nothing non-finite is saved: `save_checkpoint` checks every floating-point tensor of the model
+(parameters and buffers) and of the optimiser states first and raises `NonFiniteState` naming
+the first bad tensor instead of writing; `load_checkpoint` refuses such a file (one written by a
+version before this check) the same way. So every checkpoint a run directory holds is one a run
+can continue from.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import torch
 from torch import nn
 
 from condgan.config import resolve_config
-from condgan.errors import CheckpointError, ConfigError, one_line
+from condgan.errors import CheckpointError, ConfigError, NonFiniteState, one_line
 from condgan.io import atomic_write_bytes, load_torch
 
 CKPT_DIR = "checkpoints"
@@ -43,17 +50,53 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def _tensors(tree: Any, prefix: str):
+    """(dotted name, tensor) for every tensor in nested dicts, lists and tuples."""
+    if isinstance(tree, torch.Tensor):
+        yield prefix, tree
+    elif isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _tensors(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(tree, (list, tuple)):
+        for i, value in enumerate(tree):
+            yield from _tensors(value, f"{prefix}.{i}" if prefix else str(i))
+
+
+def non_finite(state: dict[str, Any]) -> str | None:
+    """The first tensor of `state["model"]` or `state["optimizers"]` holding a NaN or ±inf, as
+    "name (n of m values)"; None when all are finite. One sync per device holding the state."""
+    named = [(name, t) for key in ("model", "optimizers") for name, t in _tensors(state.get(key, {}), key)
+             if t.is_floating_point() or t.is_complex()]
+    if not named:
+        return None
+    flags: dict[torch.device, list[torch.Tensor]] = {}
+    for _, t in named:
+        flags.setdefault(t.device, []).append(torch.isfinite(t).all())
+    if all(bool(torch.stack(f).all()) for f in flags.values()):
+        return None
+    name, t = next((name, t) for name, t in named if not bool(torch.isfinite(t).all()))
+    return f"{name} ({int((~torch.isfinite(t)).sum())} of {t.numel()} values)"
+
+
 def save_checkpoint(
     run_dir: Path, step: int, model: nn.Module, optimizers: dict[str, torch.optim.Optimizer],
-    meta: dict[str, Any], keep: int,
+    meta: dict[str, Any], keep: int, extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the checkpoint of `step` atomically and keep only the newest `keep`."""
+    """Write the checkpoint of `step` atomically and keep only the newest `keep`.
+
+    `extra` adds top-level entries (tensors and plain containers) beside the model and optimiser
+    states. Raises `NonFiniteState`, writing nothing, when the model or an optimiser holds a NaN or inf.
+    """
     state = {
         "step": step,
         "model": model.state_dict(),
         "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
         "meta": meta,
+        **(extra or {}),
     }
+    bad = non_finite(state)
+    if bad is not None:
+        raise NonFiniteState(f"step {step}: non-finite values in {bad}; checkpoint not written")
     path = checkpoint_path(run_dir, step)
     # Serialised in memory first: torch.save reports a full disk as a RuntimeError, a plain write as
     # an OSError, which atomic_write turns into a WriteError naming the file.
@@ -108,9 +151,6 @@ def validate_checkpoint(state: Any, path: str | Path) -> dict[str, Any]:
     if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in model.items()):
         raise _fail(path, "model", "a dict of parameter names to tensors", model)
-    for name, tensor in model.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(f"checkpoint {path}: model: {one_line(name, 80)} holds NaN or infinite values")
     optimizers = state["optimizers"]
     if not isinstance(optimizers, dict):
         raise _fail(path, "optimizers", "a dict of optimiser states", optimizers)
@@ -153,6 +193,10 @@ def validate_checkpoint(state: Any, path: str | Path) -> dict[str, Any]:
                             or (d.resolution is not None and tuple(shape[1:]) != (d.resolution, d.resolution))):
         raise CheckpointError(f"checkpoint {path}: meta.sample_shape {list(shape)} disagrees with meta.config "
                               f"(data.channels {d.channels}, data.resolution {d.resolution})")
+    bad = non_finite(state)
+    if bad is not None:
+        raise NonFiniteState(f"checkpoint {path}: holds non-finite values in {bad} (written before condgan "
+                             "refused to save such state); delete it to use an earlier checkpoint")
     return state
 
 

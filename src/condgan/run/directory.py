@@ -1,21 +1,31 @@
 """The run directory: what it holds, and when it may be created, replaced or continued.
 
-Layout: config.yaml (resolved), checkpoints/, events/ (TensorBoard), metrics.jsonl, grids/.
+Layout: config.yaml (resolved), checkpoints/, events/ (TensorBoard), metrics.jsonl, grids/, and
+`.lock` while a process writes it (condgan.run.lock).
+
+Starting a run has two halves so that a start which fails changes nothing: `plan_run_dir`
+decides (new, replace or resume; the config to train with) and refuses what cannot be done
+without writing anything; the trainer then loads data, builds the method and reads the
+checkpoint, and only then `start_run_dir` changes the directory (deletes the replaced run,
+removes temporary files left by a killed writer, writes config.yaml atomically).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from condgan.config import Config, load_config, save_config
 from condgan.errors import ConfigError, RunDirError
-from condgan.io import atomic_write, atomic_write_bytes, check_writable
+from condgan.io import TEMP_SUFFIX, atomic_write, check_writable
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 RUN_ENTRIES = (CONFIG_FILE, METRICS_FILE, "checkpoints", "events", "grids")
+# Where the run's own atomic writes put their temporary files: (folder, target name prefix).
+_TEMP_TARGETS = (("", CONFIG_FILE), ("", METRICS_FILE), ("checkpoints", "ckpt-"), ("grids", "step-"))
 # Fields that may change when a run is resumed: they do not change what is trained.
 RESUMABLE_CHANGES = {"train.steps", "train.log_every", "train.grid_every", "train.ckpt_every",
                      "train.keep_ckpts", "train.device", "train.threads", "data.data_dir",
@@ -39,12 +49,17 @@ def _check_writable(run_dir: Path) -> None:
         raise RunDirError(f"output directory {run_dir}: not writable ({exc.strerror})") from None
 
 
-def _save_config(cfg: Config, path: Path) -> None:
-    atomic_write(path, lambda tmp: save_config(cfg, tmp))
+@dataclass(frozen=True)
+class RunPlan:
+    """What starting a run will do to its directory (decided by `plan_run_dir`, done by `start_run_dir`)."""
+
+    cfg: Config  # the config to train with
+    resume: bool
+    replace: bool  # --force over an existing run: its entries are deleted first
 
 
-def prepare_run_dir(run_dir: Path, cfg: Config | None, *, resume: bool, force: bool) -> Config:
-    """Create, replace (`force`) or reopen (`resume`) `run_dir`; returns the config to train with.
+def plan_run_dir(run_dir: Path, cfg: Config | None, *, resume: bool, force: bool) -> RunPlan:
+    """Decide whether `run_dir` is created, replaced (`force`) or reopened (`resume`); writes nothing.
 
     A new run needs `cfg`. Resuming reads the saved config; a given `cfg` may differ from it only
     in `RESUMABLE_CHANGES` (e.g. more steps), anything else is refused by name.
@@ -66,8 +81,7 @@ def prepare_run_dir(run_dir: Path, cfg: Config | None, *, resume: bool, force: b
                                       f"given {given.get(key)!r}")
             saved = cfg
         _check_writable(run_dir)
-        _save_config(saved, run_dir / CONFIG_FILE)
-        return saved
+        return RunPlan(saved, resume=True, replace=False)
     if cfg is None:
         raise ConfigError("a new run needs a config")
     if exists and not force:
@@ -76,34 +90,62 @@ def prepare_run_dir(run_dir: Path, cfg: Config | None, *, resume: bool, force: b
             "pass --resume to continue it or --force to replace it"
         )
     _check_writable(run_dir)
-    if exists:
+    return RunPlan(cfg, resume=False, replace=exists)
+
+
+def remove_temp_files(run_dir: Path) -> list[Path]:
+    """Delete the temporary files of the run's atomic writes (`.<target>.<random>.tmp`) that a killed
+    writer left behind; only call it while holding the run's lock. Returns what was deleted."""
+    removed = []
+    for folder, prefix in _TEMP_TARGETS:
+        where = Path(run_dir) / folder
+        if not where.is_dir():
+            continue
+        for entry in where.iterdir():
+            if entry.name.startswith("." + prefix) and entry.name.endswith(TEMP_SUFFIX) and entry.is_file():
+                entry.unlink()
+                removed.append(entry)
+    return removed
+
+
+def start_run_dir(run_dir: Path, plan: RunPlan) -> None:
+    """Make `run_dir` match `plan`: delete the replaced run, remove temporary files, write config.yaml."""
+    run_dir = Path(run_dir)
+    if plan.replace:
         for name in RUN_ENTRIES:
             target = run_dir / name
             if target.is_dir():
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
-    _save_config(cfg, run_dir / CONFIG_FILE)
-    return cfg
+    remove_temp_files(run_dir)
+    atomic_write(run_dir / CONFIG_FILE, lambda tmp: save_config(plan.cfg, tmp))
 
 
-def truncate_metrics(run_dir: Path, last_step: int) -> None:
-    """Drop metrics.jsonl rows logged after `last_step` (work lost in a crash is redone on resume)."""
+
+def truncate_metrics(run_dir: Path, last_step: int) -> int:
+    """Keep the metrics.jsonl rows a checkpoint of `last_step` accounts for; returns how many lines were dropped.
+
+    Dropped: rows logged after `last_step` (work lost in a crash is redone on resume) and lines that
+    are not a JSON object with an integer "step" (a row torn by a kill or a full disk). The file is
+    rewritten atomically, and only when something is dropped.
+    """
     path = run_dir / METRICS_FILE
     if not path.exists():
-        return
-    lines = path.read_text(errors="replace").splitlines()
-    kept = [line for line in lines if _row_step(line) <= last_step]
-    if kept == lines:
-        return
-    atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
-
-
-def _row_step(line: str) -> float:
-    """The step of a metrics.jsonl row; a blank or damaged row (e.g. cut short by a full disk) counts
-    as after every step, so it is dropped."""
-    try:
-        step = json.loads(line)["step"]
-    except (ValueError, KeyError, TypeError):
-        return float("inf")
-    return step if isinstance(step, (int, float)) and not isinstance(step, bool) else float("inf")
+        return 0
+    raw = path.read_bytes()
+    kept, dropped = [], 0
+    for line in raw.decode("utf-8", "replace").splitlines():
+        try:
+            row = json.loads(line)
+            ok = isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= last_step
+        except ValueError:
+            ok = False
+        if ok:
+            kept.append(line)
+        elif line.strip():
+            dropped += 1
+    text = "".join(line + "\n" for line in kept)
+    if text.encode() != raw:
+        atomic_write(path, lambda tmp: tmp.write_text(text))
+    return dropped

@@ -13,12 +13,26 @@ run directory. Speed flags (AMP, channels_last, compile, fused Adam):
 condgan.training.speed. While phase i runs, parameters that no phase from i on updates are frozen, so
 e.g. G's phase backpropagates through D without computing D's weight gradients (stylegan2-ada's
 loop does the same with `requires_grad_`).
+
+Faults (docs/reliability.md): rank 0 holds the run directory's lock (condgan.run.lock) from before
+it reads anything until the process ends; nothing in the directory changes until the data, the
+method and the checkpoint have loaded (condgan.run.directory.plan_run_dir / start_run_dir); the
+loss and the gradient norm of every phase are checked before its optimiser step, and the
+checkpoint writer refuses non-finite state; the running sums of the logged statistics travel in
+every checkpoint, so a resume at any step logs the rows of an uninterrupted run; SIGTERM/SIGINT
+save at the next step boundary (condgan.training.signals); a failed write (a full disk) stops the
+run with one line naming the step and the newest good checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import re
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,16 +47,17 @@ from condgan.version import __version__
 from condgan.config import Config
 from condgan.data import LabelledData, load_dataset
 from condgan.device import resolve_device
-from condgan.errors import ConfigError, TrainingDiverged
-from condgan.io import LineLog
+from condgan.errors import ConfigError, NonFiniteState, RunDirError, TrainingDiverged, TrainingStopped, WriteError
 from condgan.methods import Method, Phase, StepInputs, build_method
 from condgan.nets import DataSpec
 from condgan.report.grid import save_png, save_scatter
 from condgan import dist
 from condgan.training import distributed, stats
 from condgan.run.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, load_model_state,
-                                    load_optimizer_state, save_checkpoint)
-from condgan.run.directory import METRICS_FILE, prepare_run_dir, truncate_metrics
+                                    load_optimizer_state, non_finite, save_checkpoint)
+from condgan.run.directory import METRICS_FILE, RunPlan, plan_run_dir, start_run_dir, truncate_metrics
+from condgan.run.lock import RunLock
+from condgan.training.signals import StopSignals, signal_name
 from condgan.sampling import Classes, class_grid, generate
 from condgan.training.monitor import CollapseMonitor
 from condgan.training.speed import SpeedPlan, grad_scaler, resolve_speed, set_determinism
@@ -150,7 +165,9 @@ class Session:
     sampler: EpochSampler
     monitors: list[Monitor]
     start: int  # the first step to run (the checkpoint's step when resuming)
-    last_ckpt: Path | None
+    last_ckpt: Path | None  # the newest checkpoint known to be good (written or loaded by this process)
+    run_plan: RunPlan | None  # rank 0: what starting the run does to its directory
+    restored: dict  # loop state from the checkpoint resumed from: "stats", "monitors" (empty for a new run)
 
     @property
     def main(self) -> bool:
@@ -158,7 +175,12 @@ class Session:
 
 
 class RunLog:
-    """metrics.jsonl rows and TensorBoard scalars of rank 0 (other ranks write nothing)."""
+    """metrics.jsonl rows and TensorBoard scalars of rank 0 (other ranks write nothing).
+
+    A write that fails (a full disk) raises OSError in the loop. TensorBoard writes from its own
+    thread and re-raises the error on the next call; while the log is open, that thread's dying
+    traceback is kept off stderr (the loop reports the error in one line).
+    """
 
     def __init__(self, run_dir: Path, start: int, enabled: bool) -> None:
         self.enabled = enabled
@@ -167,32 +189,67 @@ class RunLog:
         truncate_metrics(run_dir, start)
         from torch.utils.tensorboard import SummaryWriter  # slow import: only when training
 
+        self._hook = threading.excepthook
+        threading.excepthook = self._quiet_writer_thread
         self.writer = SummaryWriter(str(run_dir / "events"), purge_step=start if start else None)
-        self.file = LineLog(run_dir / METRICS_FILE)
+        self.file = open(run_dir / METRICS_FILE, "a")
+
+    def _quiet_writer_thread(self, args: threading.ExceptHookArgs) -> None:
+        if not (issubclass(args.exc_type, OSError) and type(args.thread).__module__.startswith("tensorboard")):
+            self._hook(args)
 
     def write(self, row: dict[str, float]) -> None:
         if not self.enabled:
             return
-        self.file.write_line(json.dumps(row))
-        for name, value in row.items():
-            if name != "step":
-                self.writer.add_scalar(name, value, int(row["step"]))
+        with _naming(self.file.name):
+            self.file.write(json.dumps(row) + "\n")
+            self.file.flush()
+        with _naming(self.writer.log_dir):
+            for name, value in row.items():
+                if name != "step":
+                    self.writer.add_scalar(name, value, int(row["step"]))
 
-    def close(self) -> None:
+    def sync(self) -> None:
+        """Make the rows written so far durable (before a checkpoint that accounts for them)."""
         if self.enabled:
-            self.writer.close()
-            self.file.close()
+            with _naming(self.file.name):
+                self.file.flush()
+                os.fsync(self.file.fileno())
+
+    def close(self, failed: bool = False) -> None:
+        """Close the files; after a failure (`failed`), errors of the close itself are ignored."""
+        if not self.enabled:
+            return
+        for close in (self.writer.close, self.file.close):
+            try:
+                close()
+            except OSError:
+                if not failed:
+                    raise
+        threading.excepthook = self._hook
+        self.enabled = False
+
+
+@contextlib.contextmanager
+def _naming(path: str | Path):
+    """Give an OSError raised inside (a flush, TensorBoard's writer thread) the file it was about."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
 
 
 # ---------------------------------------------------------------- setup
 
 
-def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitors: Sequence[Monitor]) -> Session:
-    """Run directory, config, device, data, method, optimisers, resume state: all a run needs."""
-    requested = resolve_device((cfg.train.device if cfg is not None else "auto"))
-    dist_info = dist.init_from_env(requested.type)
-    if dist_info.is_main:
-        cfg = prepare_run_dir(run_dir, cfg, resume=resume, force=force)
+def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitors: Sequence[Monitor],
+           dist_info: dist.DistInfo) -> Session:
+    """Config, device, data, method, optimisers, resume state: all a run needs, read and checked
+    without changing the run directory (rank 0 holds its lock)."""
+    run_plan = plan_run_dir(run_dir, cfg, resume=resume, force=force) if dist_info.is_main else None
+    cfg = run_plan.cfg if run_plan is not None else cfg
     if dist_info.enabled:
         cfg = dist.broadcast_object(cfg)  # a failure on rank 0 raises there and ends the job
     t = cfg.train
@@ -231,7 +288,7 @@ def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitor
     # Parameters the method froze itself stay frozen.
     trainable = {id(q) for q in method.parameters() if q.requires_grad}
     owned = [{id(q) for p in phases[i:] for q in p.module.parameters()} & trainable for i in range(len(phases))]
-    start, ckpt = _restore(method, optimizers, run_dir, resume, dist_info)
+    start, ckpt, restored = _restore(method, optimizers, run_dir, resume, dist_info)
     if dist_info.enabled:
         dist.broadcast_module(method)  # identical start on every rank, whatever the init
     if plan.compile:
@@ -245,22 +302,28 @@ def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitor
     sampler = EpochSampler(len(data.x), t.batch_size, t.seed, dist_info.rank, dist_info.world_size)
     return Session(cfg, run_dir, dist_info, device, data, real_x, real_y, plan, method, phases, optimizers,
                    {p.name: grad_scaler(plan, device) for p in phases}, trainable, owned, objectives, sampler,
-                   monitors, start, ckpt)
+                   monitors, start, ckpt, run_plan, restored)
 
 
 def _restore(method: Method, optimizers: dict[str, torch.optim.Optimizer], run_dir: Path, resume: bool,
-             dist_info: dist.DistInfo) -> tuple[int, Path | None]:
-    """Load the newest checkpoint into `method` and `optimizers` when resuming: (its step, its path)."""
+             dist_info: dist.DistInfo) -> tuple[int, Path | None, dict]:
+    """Load the newest checkpoint into `method` and `optimizers` when resuming.
+
+    Returns its step, its path and the loop state it carries ("stats": this rank's running sums of
+    the logged statistics; "monitors": the monitors' states)."""
     ckpt = latest_checkpoint(run_dir) if resume and dist_info.is_main else None
     state = load_checkpoint(ckpt) if ckpt is not None else None
     if dist_info.enabled:
         ckpt, state = dist.broadcast_object((ckpt, state))
     if state is None:
-        return 0, None
+        return 0, None, {}
     load_model_state(method, state["model"], ckpt)
     for name, opt in optimizers.items():
         load_optimizer_state(opt, state["optimizers"], name, ckpt)
-    return int(state["step"]), ckpt
+    saved = state.get("stats") or []  # one entry per rank of the run that wrote it
+    restored = {"stats": saved[dist_info.rank] if dist_info.rank < len(saved) else (saved[0] if saved else None),
+                "monitors": state.get("monitors") or []}
+    return int(state["step"]), ckpt, restored
 
 
 # ---------------------------------------------------------------- step
@@ -300,12 +363,14 @@ def _step(s: Session, step: int) -> None:
             else:
                 loss, phase_stats = s.method.loss(phase, inputs)
         (scaler.scale(loss) if scaler else loss).backward()
-        checked = loss.detach().float()
+        # One sync checks the loss and the gradients: their norm is non-finite when any gradient is
+        # (or overflows float32: divergence too). Under AMP the grad scaler already skips the
+        # optimiser step when a gradient is non-finite (and lowers its scale), so only the loss is checked.
+        checked = loss.detach().float() + (_grad_norm(opt) if scaler is None else 0.0)
         if s.dist_info.enabled:  # a NaN on any rank stops every rank
             checked = dist.mean_scalar(checked)
         if not math.isfinite(checked.item()):
-            raise TrainingDiverged(f"step {step}: {phase.name} loss is {checked.item()}; training stopped, "
-                                   f"last good checkpoint: {s.last_ckpt or 'none'}")
+            raise _diverged(s, step, phase.name, loss, opt)
         if scaler:
             scaler.step(opt)
             scaler.update()
@@ -320,6 +385,22 @@ def _step(s: Session, step: int) -> None:
         dist.broadcast_module(s.method, params=False)
     for name, value in s.method.on_step_end(step, s.real_x, s.real_y).items():
         stats.report(name, value)
+
+
+def _grad_norm(opt: torch.optim.Optimizer) -> torch.Tensor:
+    """The 2-norm of all gradients `opt` would apply (0 when there are none)."""
+    grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+    return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+
+
+def _diverged(s: Session, step: int, phase: str, loss: torch.Tensor, opt: torch.optim.Optimizer) -> TrainingDiverged:
+    value = float(loss.detach().float())
+    if math.isfinite(value):
+        what = f"gradient norm is {float(_grad_norm(opt))} under a finite loss ({value:.6g})"
+    else:
+        what = f"loss is {value}"
+    return TrainingDiverged(f"step {step}: {phase} {what}; training stopped before its optimiser step, "
+                            f"last good checkpoint: {s.last_ckpt or 'none'}")
 
 
 # ---------------------------------------------------------------- log, grids, checkpoints
@@ -355,12 +436,52 @@ def _save_grid(s: Session, finished: int) -> None:
     method.train(was_training)
 
 
-def _checkpoint(s: Session, finished: int) -> Path:
-    """Rank 0 writes the checkpoint of step `finished`; every rank returns its path."""
-    if not s.main:
-        return checkpoint_path(s.run_dir, finished)  # what rank 0 writes
-    return save_checkpoint(s.run_dir, finished, s.method, s.optimizers, checkpoint_meta(s.cfg, s.data),
-                           s.cfg.train.keep_ckpts)
+def _checkpoint(s: Session, finished: int, log: RunLog) -> Path:
+    """Rank 0 writes the checkpoint of step `finished`; every rank returns its path.
+
+    Beside the weights and optimiser states it holds every rank's running sums of the statistics
+    reported since the last row and the monitors' states, so that rows after a resume from here
+    equal an uninterrupted run's whatever `log_every` and `ckpt_every` are. Non-finite state is
+    refused (by the writer on rank 0, by the same check on the others: their weights are rank 0's).
+    """
+    extra = {"stats": dist.gather_objects(stats.state()),
+             "monitors": [getattr(fn, "state_dict", lambda: None)() for _, fn in s.monitors]}
+    try:
+        if not s.main:
+            state = {"model": s.method.state_dict(), "optimizers": {n: o.state_dict() for n, o in s.optimizers.items()}}
+            bad = non_finite(state)
+            if bad is not None:
+                raise NonFiniteState(f"step {finished}: non-finite values in {bad}; checkpoint not written")
+            return checkpoint_path(s.run_dir, finished)  # what rank 0 writes
+        log.sync()  # the rows this checkpoint accounts for reach the disk before it does
+        return save_checkpoint(s.run_dir, finished, s.method, s.optimizers, checkpoint_meta(s.cfg, s.data),
+                               s.cfg.train.keep_ckpts, extra=extra)
+    except NonFiniteState as exc:
+        raise TrainingDiverged(f"{exc}; training stopped, last good checkpoint: {s.last_ckpt or 'none'}") from None
+
+
+def _stop(s: Session, log: RunLog, finished: int, signum: int) -> TrainingStopped:
+    """The end of a run stopped by signal `signum` after step `finished`: its checkpoint, then the exception."""
+    if s.last_ckpt != checkpoint_path(s.run_dir, finished):  # not written at this step already
+        s.last_ckpt = _checkpoint(s, finished, log)
+    return TrainingStopped(f"stopped by {signal_name(signum)} at step {finished}; checkpoint {s.last_ckpt}; "
+                           "resume with --resume", signum, finished, s.last_ckpt)
+
+
+_TEMP_NAME = re.compile(r"^\.(.+)\.[^.]+\.tmp$")  # condgan.io.atomic_write's `.<target>.<random>.tmp`
+
+
+def _write_failed(s: Session, exc: OSError | WriteError, finished: int) -> RunDirError:
+    """One line for a failed write (a full disk, a vanished mount) during training."""
+    filename, reason = (exc.path, exc.reason) if isinstance(exc, WriteError) else (exc.filename, exc.strerror)
+    shown = "a file"
+    if filename:
+        path = Path(filename)
+        target = _TEMP_NAME.match(path.name)
+        path = path.with_name(target.group(1)) if target else path  # the file the temporary one was for
+        shown = str(path.relative_to(s.run_dir)) if path.is_relative_to(s.run_dir) else str(path)
+    return RunDirError(f"run {s.run_dir}: writing {shown} failed at step {finished} ({reason or exc}); "
+                       f"training stopped, last good checkpoint: {s.last_ckpt or 'none'}")
 
 
 # ---------------------------------------------------------------- the loop
@@ -381,40 +502,80 @@ def train(
     directory (config, checkpoints, logs, grids) and the others receive its config and checkpoint.
     Monitors run on every rank (so that they may split work and `dist.gather` it); their
     statistics, like the training statistics, are averaged over ranks.
+
+    Raises `RunDirError` when another process writes `run_dir` (its lock) or a write fails (a full
+    disk), `TrainingDiverged` when a loss, a gradient or the state to be saved is non-finite, and
+    `TrainingStopped` after saving the checkpoint of the step at which SIGTERM or SIGINT arrived.
+    A start that fails leaves `run_dir` as it was (docs/reliability.md).
     """
-    s = _setup(cfg, Path(run_dir), resume, force, monitors)
-    t = s.cfg.train
-    log = RunLog(s.run_dir, s.start, enabled=s.main)
-    bar = tqdm(total=t.steps, initial=s.start, unit="step", disable=not (progress and s.main), dynamic_ncols=True)
-    last_stats: dict[str, float] = {}
-    t0, done = time.perf_counter(), 0
-    stats.collect()  # drop anything reported before this run
-    for name, value in s.method.prepare(s.real_x, s.real_y).items():
-        stats.report(name, value)
+    run_dir = Path(run_dir)
+    dist_info = dist.init_from_env(resolve_device(cfg.train.device if cfg is not None else "auto").type)
+    lock = RunLock(run_dir).acquire() if dist_info.is_main else None  # one writer, before anything is read
+    log: RunLog | None = None
+    bar: tqdm | None = None
     try:
-        for step in range(s.start, t.steps):
-            _step(s, step)
-            done += 1
-            finished = step + 1
-            last = finished == t.steps
-            bar.update(1)
-            for every, monitor in s.monitors:
-                if finished % every == 0 or last:
-                    for name, value in monitor(s.method, finished).items():
-                        stats.report(name, value)
-            if finished % t.log_every == 0 or last:
-                last_stats = _log(s, log, finished, done * t.batch_size / (time.perf_counter() - t0), bar)
-            if s.main and (finished % t.grid_every == 0 or last):
-                _save_grid(s, finished)
-            if finished % t.ckpt_every == 0 or last:
-                s.last_ckpt = _checkpoint(s, finished)
+        if lock is not None and lock.stale is not None:
+            print(f"condgan: note: {run_dir}: taking over the lock of {lock.stale.describe()}, which ended "
+                  "without releasing it", file=sys.stderr)
+        s = _setup(cfg, run_dir, resume, force, monitors, dist_info)
+        t = s.cfg.train
+        last_stats: dict[str, float] = {}
+        t0, done = time.perf_counter(), 0
+        stats.collect()  # drop anything reported before this run
+        _resume_loop_state(s)
+        for name, value in s.method.prepare(s.real_x, s.real_y).items():
+            stats.report(name, value)
+        finished = s.start
+        try:
+            # Everything above only read the run directory; from here on it changes.
+            if s.run_plan is not None:
+                start_run_dir(s.run_dir, s.run_plan)
+            log = RunLog(s.run_dir, s.start, enabled=s.main)
+            bar = tqdm(total=t.steps, initial=s.start, unit="step", disable=not (progress and s.main),
+                       dynamic_ncols=True)
+            with StopSignals() as signals:
+                for step in range(s.start, t.steps):
+                    _step(s, step)
+                    done += 1
+                    finished = step + 1
+                    last = finished == t.steps
+                    bar.update(1)
+                    for every, monitor in s.monitors:
+                        if finished % every == 0 or last:
+                            for name, value in monitor(s.method, finished).items():
+                                stats.report(name, value)
+                    if finished % t.log_every == 0 or last:
+                        last_stats = _log(s, log, finished, done * t.batch_size / (time.perf_counter() - t0), bar)
+                    if s.main and (finished % t.grid_every == 0 or last):
+                        _save_grid(s, finished)
+                    if finished % t.ckpt_every == 0 or last:
+                        s.last_ckpt = _checkpoint(s, finished, log)
+                    signum = 0 if last else signals.requested(s.dist_info.enabled)
+                    if signum:
+                        raise _stop(s, log, finished, signum)
+            log.close()
+        except (OSError, WriteError) as exc:
+            raise _write_failed(s, exc, finished) from None
     finally:
-        bar.close()
-        log.close()
+        if bar is not None:
+            bar.close()
+        if log is not None:
+            log.close(failed=True)  # a no-op after the close above
+        if lock is not None:
+            lock.release()
     # ---------------------------------------------------------------- finish
     elapsed = time.perf_counter() - t0
     assert s.last_ckpt is not None  # the last step always writes one
     return RunResult(s.run_dir, t.steps, done * t.batch_size / elapsed if done else 0.0, last_stats, s.last_ckpt)
+
+
+def _resume_loop_state(s: Session) -> None:
+    """Put back what the resumed checkpoint carries besides the weights: statistics since the last row, monitors."""
+    if s.restored.get("stats"):
+        stats.load_state(s.restored["stats"])
+    for (_, monitor), state in zip(s.monitors, s.restored.get("monitors", [])):
+        if state is not None and hasattr(monitor, "load_state_dict"):
+            monitor.load_state_dict(state)
 
 
 def _rank_main(cfg: Config | None, run_dir: Path, resume: bool, force: bool, progress: bool) -> None:

@@ -22,8 +22,6 @@ import torch
 from tqdm import tqdm
 
 from condgan.data import LabelledData
-from condgan.evaluation.suite import EvalOptions, evaluate
-from condgan.metrics.correlation import per_class_values
 from condgan.sampling import Classes, generate
 
 SAMPLES_PER_CLASS = 20  # 190 distinct pairs per class available
@@ -55,8 +53,18 @@ class CollapseMonitor:
         self.streak = 0
         self.warned = False
 
+    def state_dict(self) -> dict[str, int | bool]:
+        """What a checkpoint keeps of this monitor (so a resumed run warns at the same step)."""
+        return {"streak": self.streak, "warned": self.warned}
+
+    def load_state_dict(self, state: dict[str, int | bool]) -> None:
+        self.streak, self.warned = int(state["streak"]), bool(state["warned"])
+
     @torch.no_grad()
     def __call__(self, method, step: int) -> dict[str, float]:
+        from condgan.evaluation.suite import EvalOptions, evaluate  # metrics (and scipy) load only when a monitor runs
+        from condgan.metrics.correlation import per_class_values
+
         device = next(method.parameters()).device
         labels = torch.arange(self.num_classes).repeat_interleave(SAMPLES_PER_CLASS)
         was_training = method.training

@@ -3,11 +3,17 @@
 Modelled on stylegan2-ada's `training_stats`: code deep inside a method calls `report(name, value)`
 without a logger being threaded through constructors; the loop calls `collect()` every
 `log_every` steps to get the means since the last tick.
+
+The accumulators (per name: the sum of the observations and their count) are part of a run's
+state: `state()` and `load_state()` carry them through a checkpoint, so that when checkpoints and
+logging ticks do not coincide the first row after a resume averages the same observations, in the
+same order, as an uninterrupted run.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import torch
 
@@ -28,3 +34,18 @@ def collect() -> dict[str, float]:
     _sums.clear()
     _counts.clear()
     return out
+
+
+def state() -> dict[str, Any]:
+    """The accumulators since the last `collect()`: {"sums": {name: float32 tensor (CPU)}, "counts": {name: int}}."""
+    return {"sums": {name: total.detach().cpu().clone() for name, total in _sums.items()},
+            "counts": dict(_counts)}
+
+
+def load_state(saved: dict[str, Any]) -> None:
+    """Replace the accumulators with `saved` (from `state()`), as if its observations had just been reported."""
+    _sums.clear()
+    _counts.clear()
+    for name, total in saved["sums"].items():
+        _sums[name] = total.clone()
+        _counts[name] = int(saved["counts"][name])
