@@ -672,3 +672,11 @@ def test_valid_meta_still_loads(base, tmp_path, capsys):
     """The validation accepts what training writes (guards against the table passing vacuously)."""
     run = _copy_run(tmp_path, base, lambda s: None)
     assert main(["sample", str(run), "--n", "4", "--out", str(tmp_path / "ok.npz"), "--device", "cpu"]) == 0
+
+
+def test_sample_count_beyond_memory_is_refused_before_work(base, tmp_path, capsys):
+    out = tmp_path / "s.npz"
+    rc = main(["sample", str(base["run"]), "--n", str(10**12), "--out", str(out), "--device", "cpu"])
+    line = check_one_line(rc, capsys.readouterr().err)
+    assert "--n: 1000000000000 samples of 784 bytes need" in line and "memory available" in line
+    assert not out.exists()

@@ -109,3 +109,16 @@ def test_old_checkpoint_with_nan_weights_is_refused_on_load(tmp_path):
     torch.save(state, path)  # as a version without the check would have written it
     with pytest.raises(ck.NonFiniteState, match=r"ckpt-00000001.pt: holds non-finite values in model.0.weight"):
         ck.load_checkpoint(path)
+
+
+def test_atomic_writes_follow_the_umask(tmp_path):
+    import os
+
+    from condgan.io import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_bytes(tmp_path / "f.bin", b"x")
+        assert (path.stat().st_mode & 0o777) == 0o644  # like any new file, not mkstemp's 0600
+    finally:
+        os.umask(old)

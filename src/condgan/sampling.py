@@ -17,6 +17,7 @@ gathered), or the output type.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,9 +174,24 @@ def _convert(x: torch.Tensor, uint8: bool) -> torch.Tensor | np.ndarray:
 
 def draw_samples(method: Method, n: int, classes: Classes = Classes.balanced(), *, seed: int = 0,
                  device: str | torch.device = "cpu") -> Samples:
-    """`generate` in the samples-file layout, with what the labels mean (`Method.label_kind`)."""
+    """`generate` in the samples-file layout, with what the labels mean (`Method.label_kind`).
+
+    The whole uint8 set is held in memory (then compressed into the file), so a request larger than
+    the memory available now is refused before any sample is drawn."""
+    _check_fits_in_memory(method, n)
     data, labels = generate(method, n, classes, seed=seed, device=device, uint8=True)
     return make_samples(data, labels, method.label_kind if labels is not None else "none")
+
+
+def _check_fits_in_memory(method: Method, n: int) -> None:
+    with torch.no_grad():
+        one = method.generate(method.latent(1).to(next(method.parameters()).device), None if not method.conditional
+                              else torch.zeros(1, dtype=torch.long, device=next(method.parameters()).device))
+    per_sample = one[0].numel() * (1 if one.dim() == 4 else 4)  # uint8 pixels, float32 points
+    available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if 2 * n * per_sample > available:  # the array and its compressed copy
+        raise ConfigError(f"--n: {n} samples of {per_sample} bytes need {2 * n * per_sample / 2**30:.1f} GiB, "
+                          f"found {available / 2**30:.1f} GiB of memory available; ask for fewer samples")
 
 
 @torch.no_grad()
