@@ -142,12 +142,14 @@ def cmd_classifier_train(args: argparse.Namespace) -> int:
     train = load_dataset(args.data, "train", data_dir=args.data_dir, resolution=args.resolution)
     test = load_dataset(args.data, "test", data_dir=args.data_dir, resolution=args.resolution)
     shape = tuple(train.x.shape[1:])
-    path = Path(args.out) if args.out else default_judge_path(train.name, shape)
+    path = Path(args.out) if args.out else default_judge_path(train.name, shape, args.seed)
     if path.exists() and not args.force:  # numbers elsewhere cite this judge's hash: never replace it silently
         raise RunDirError(f"judge {path} already exists; pass --force to replace it or --out to write elsewhere")
+    if args.epochs < 1:
+        raise ConfigError(f"--epochs: expected a positive number of epochs, found {args.epochs}")
     model, acc, seconds = train_judge(train, test, epochs=args.epochs, seed=args.seed, progress=not args.no_progress)
     judge = save_judge(model, path, dataset=train.name, class_names=list(train.class_names), sample_shape=shape,
-                       test_accuracy=acc)
+                       test_accuracy=acc, seed=args.seed)
     print(f"judge {judge.id}: real test accuracy {acc:.4f} after {seconds:.0f} s; saved to {path}")
     return 0
 
@@ -209,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     from condgan.evaluation.metrics import EVAL_METRICS
     from condgan.evaluation.suite import DEFAULT_METRICS
     from condgan.methods import METHODS
+    from condgan.metrics.classifier import JUDGE_EPOCHS
 
     parser = argparse.ArgumentParser(prog="condgan", description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -263,9 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--data", required=True)
     q.add_argument("--data-dir")
     q.add_argument("--resolution", type=int)
-    q.add_argument("--epochs", type=int, default=4)
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--out", help="safetensors file (default: the user cache)")
+    q.add_argument("--epochs", type=int, default=JUDGE_EPOCHS, help=f"passes over the training set (default: "
+                   f"{JUDGE_EPOCHS}, the recipe measured in docs/evaluation.md)")
+    q.add_argument("--seed", type=int, default=0, help="training seed; seeds other than 0 are cached as separate "
+                   "judges (`condgan eval --judges N` uses seeds 0..N-1)")
+    q.add_argument("--out", help="safetensors file (default: the user cache, one file per dataset, size and seed)")
     q.add_argument("--force", action="store_true", help="replace an existing judge file")
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(fn=cmd_classifier_train)
