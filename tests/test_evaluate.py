@@ -41,7 +41,7 @@ def _eval(setup, x, y, metrics, **kw):
 
 
 def test_registry_names():
-    assert EVAL_METRICS.names() == sorted(["is", "fid", "kid", "prdc", "intra_fid", "accuracy", "resolution_sweep",
+    assert EVAL_METRICS.names() == sorted(["is", "fid", "kid", "prdc", "intra_fid", "accuracy", "cas", "resolution_sweep",
                                            "diversity", "correlation", "memorization", "interpolation",
                                            "cluster_agreement"])
 

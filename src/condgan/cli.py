@@ -164,14 +164,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     metrics = parse_metrics(args.metrics)
     weights = inception_weights_from_env(args.inception_weights)
+    judge_paths = tuple(Path(p.strip()) for arg in args.judge or [] for p in arg.split(",") if p.strip())
     req = EvalRequest(out_dir=Path(args.out), samples=Path(args.samples) if args.samples else None,
                       run=Path(args.run) if args.run else None, n=args.n, real=args.real, data_dir=args.data_dir,
-                      metrics=tuple(metrics) if metrics else None, judge_path=Path(args.judge) if args.judge else None,
+                      metrics=tuple(metrics) if metrics else None, judge_paths=judge_paths, judges=args.judges,
                       inception_weights=Path(weights) if weights else None, device=args.device)
-    result = run_eval(req, EvalOptions(pairs=args.pairs, seed=args.seed, progress=not args.no_progress))
+    result = run_eval(req, EvalOptions(pairs=args.pairs, seed=args.seed, progress=not args.no_progress,
+                                       cas_epochs=args.cas_epochs))
     for name, extractor in result["extractors"].items():
         head = {k: v for k, v in result["metrics"].items() if k in result["keys"][name] and "/" not in k}
-        print(f"{name:17s} [{extractor}] " + ", ".join(f"{k}={v:.4g}" for k, v in head.items()))
+        print(f"{name:17s} [{extractor}] " + ", ".join(f"{k}={v:.4g}" for k, v in head.items()
+                                                        if "_judges_" not in k or k.endswith(("_min", "_max"))))
     for name, why in result["skipped"].items():
         print(f"{name:17s} skipped: {why}")
     print(f"wrote {Path(args.out) / 'metrics.json'} and {Path(args.out) / 'report.html'}")
@@ -211,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     from condgan.evaluation.metrics import EVAL_METRICS
     from condgan.evaluation.suite import DEFAULT_METRICS
     from condgan.methods import METHODS
+    from condgan.metrics.cas import CAS_EPOCHS
     from condgan.metrics.classifier import JUDGE_EPOCHS
 
     parser = argparse.ArgumentParser(prog="condgan", description=__doc__.splitlines()[0])
@@ -285,7 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{', '.join(DEFAULT_METRICS)}; with --run also interpolation; for Self-Cond GAN samples also "
                    "cluster_agreement)")
     p.add_argument("--pairs", type=int, default=100, help="MS-SSIM pairs per class (diversity)")
-    p.add_argument("--judge", help="judge safetensors (default: the cached one for the dataset)")
+    p.add_argument("--judge", action="append", metavar="FILE[,FILE...]", help="judge safetensors (repeatable or "
+                   "comma-separated; the first one's numbers keep the usual keys, the others add the spread across "
+                   "judges; default: the cached judge of the dataset)")
+    p.add_argument("--judges", type=int, default=1, metavar="N", help="use the N cached judges trained with seeds "
+                   "0..N-1 (`condgan classifier train --seed S`; missing ones are named with that command) and report "
+                   "the spread of every judge-based number")
+    p.add_argument("--cas-epochs", type=int, default=CAS_EPOCHS, help="passes over the samples when training the "
+                   f"classifier of the cas metric (default: {CAS_EPOCHS})")
     p.add_argument("--inception-weights", help="FID Inception weights for is/fid/kid/prdc/intra_fid "
                    "(default: $CONDGAN_INCEPTION_WEIGHTS, else the judge)")
     p.add_argument("--seed", type=int, default=0)

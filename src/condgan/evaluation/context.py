@@ -29,6 +29,7 @@ class EvalContext:
     run: object | None = None  # condgan.sampling.LoadedRun, for interpolation
     pairs: int = 100
     seed: int = 0
+    cas_epochs: int = 8  # condgan.metrics.cas.CAS_EPOCHS (set by the suite from EvalOptions)
     out_dir: Path | None = None
     progress: bool = True
     cache_dir: Path | None = None
