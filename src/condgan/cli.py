@@ -181,6 +181,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from condgan.report.compare import write_comparison
+
+    page = write_comparison([Path(p) for p in args.evals], Path(args.out))
+    print(f"wrote {page}")
+    if args.screenshot:
+        from condgan.report.browser import check_page
+
+        check = check_page(page, page.with_suffix(".png"))
+        print(f"wrote {page.with_suffix('.png')} ({check['broken_images']} broken images, "
+              f"scroll width {check['scroll_width']} px at {check['width']} px)")
+    return 0
+
+
 # ---------------------------------------------------------------- bench
 
 
@@ -305,6 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="report directory")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(fn=cmd_eval)
+
+    p = verbs.add_parser("report", help="several evaluations (their metrics.json) side by side in one page, with "
+                         "each headline metric over training steps for one run's evaluations")
+    p.add_argument("evals", nargs="+", metavar="EVAL", help="report directories of `condgan eval` (or metrics.json files)")
+    p.add_argument("--out", required=True, help="directory for report.html and its figures")
+    p.add_argument("--screenshot", action="store_true", help="also render the page in headless Chromium: "
+                   "report.png beside it, and a check that every image loads and nothing overflows at 1280 px")
+    p.set_defaults(fn=cmd_report)
 
     p = verbs.add_parser("bench", help="benchmarks that train many runs and print a paper's table")
     bench_verbs = p.add_subparsers(dest="bench_verb", required=True)

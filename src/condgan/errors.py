@@ -34,3 +34,7 @@ class TrainingDiverged(CondganError):
 
 class SamplesError(CondganError):
     """A samples file (.npz interchange format) is malformed or does not match the real data."""
+
+
+class ReportError(CondganError):
+    """An evaluation to report on (its metrics.json) is missing or malformed."""
