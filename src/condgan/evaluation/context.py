@@ -77,6 +77,14 @@ class EvalContext:
         assert self.registry is not None  # set by condgan.evaluation.suite.evaluate
         return self.memo(f"metric:{name}", lambda: self.registry.get(name).fn(self))
 
+    def adopt_judge_free(self, other: "EvalContext", judge_metrics: list[str]) -> None:
+        """Take over what `other` computed that does not depend on its judge (the training set,
+        "pixel:" memos, results of metrics not in `judge_metrics`), so another judge's context
+        recomputes only what that judge changes."""
+        self._memo.update({k: v for k, v in other._memo.items()
+                           if k == "train_data" or k.startswith("pixel:")
+                           or (k.startswith("metric:") and k[len("metric:"):] not in judge_metrics)})
+
     def figure(self, name: str) -> Path | None:
         """Path for figure `name` (PNG) when figures are written, else None."""
         if self.out_dir is None:

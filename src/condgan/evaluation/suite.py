@@ -156,10 +156,7 @@ def evaluate(
         judges[0]["metrics"] = {k: values[k] for name in judged for k in keys[name]}
         for j in extra_judges:
             jctx = context(judge_extractor(j, next(j.model.parameters()).device), None)
-            # Pixel-only results, the training set and the generated set's pixels are shared, not recomputed.
-            jctx._memo.update({k: v for k, v in ctx._memo.items()
-                               if k == "train_data" or k.startswith("pixel:")
-                               or (k.startswith("metric:") and k[len("metric:"):] not in judged)})
+            jctx.adopt_judge_free(ctx, judged)
             entry = _judge_entry(j)
             entry["metrics"] = {}
             for name in judged:
