@@ -28,24 +28,27 @@ from condgan.io import atomic_write, file_sha256
 
 
 class JudgeCNN(nn.Module):
-    """conv-BN-ReLU-pool ×3 (32, 64, 128 channels), then a 256-d feature layer and the class layer.
-
-    Sized to reach ≥ 93% on Fashion-MNIST in a few CPU-minutes (see docs/evaluation.md, "Judge").
+    """conv-BN-ReLU-pool ×3 (`widths`, default 32, 64, 128 channels), then a 256-d feature layer and
+    the class layer, each after dropout (`dropout` acts in training only; the weights do not depend
+    on it). With the recipe of `train_judge` it reaches 93.45% on Fashion-MNIST (docs/evaluation.md,
+    "Judges"). The widths are stored in the judge file; files without them are (32, 64, 128).
     """
 
     feature_dim = 256
 
-    def __init__(self, channels: int, resolution: int, num_classes: int) -> None:
+    def __init__(self, channels: int, resolution: int, num_classes: int,
+                 widths: tuple[int, ...] = (32, 64, 128), dropout: float = 0.1) -> None:
         super().__init__()
+        self.widths = tuple(widths)
         layers: list[nn.Module] = []
         w_in, size = channels, resolution
-        for w_out in (32, 64, 128):
+        for w_out in self.widths:
             layers += [nn.Conv2d(w_in, w_out, 3, padding=1, bias=False), nn.BatchNorm2d(w_out), nn.ReLU(True),
                        nn.MaxPool2d(2)]
             w_in, size = w_out, size // 2
         self.body = nn.Sequential(*layers, nn.Flatten())
-        self.fc = nn.Sequential(nn.Dropout(0.3), nn.Linear(w_in * size * size, self.feature_dim), nn.ReLU(True))
-        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(self.feature_dim, num_classes))
+        self.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(w_in * size * size, self.feature_dim), nn.ReLU(True))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.feature_dim, num_classes))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.body(x))
@@ -96,11 +99,13 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
 # Datasets whose labels survive a left-right mirror (not digits: a mirrored 3 is no 3).
 FLIP_SAFE = {"fashion-mnist", "cifar10"}
 
-# The judge recipe (`condgan classifier train` defaults); docs/evaluation.md has its measured
-# accuracy and CPU time. `JUDGE_SHIFT`: random translations of up to this many pixels (label-safe
-# for every dataset), the border filled with the background value -1.
+# The judge recipe (`condgan classifier train` defaults); docs/evaluation.md ("Judges") has the
+# measurements behind it: 8 epochs at dropout 0.1 reach 93.45% on Fashion-MNIST (4 epochs at 0.3:
+# 92.1%; 8 at 0.3: 92.97%; 10 at 0.3: 93.21%). `shift`: random translations of up to this many
+# pixels (label-safe for every dataset), off by default: at 2 px, 7 epochs reached only 91.51%.
 JUDGE_EPOCHS = 8
-JUDGE_SHIFT = 2
+JUDGE_DROPOUT = 0.1
+JUDGE_SHIFT = 0
 
 
 def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -118,19 +123,23 @@ def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch
 
 def train_judge(
     train: LabelledData, test: LabelledData | None, *, epochs: int = JUDGE_EPOCHS, batch_size: int = 128,
-    lr: float = 3e-3, shift: int = JUDGE_SHIFT, seed: int = 0, progress: bool = True,
+    lr: float = 3e-3, shift: int = JUDGE_SHIFT, widths: tuple[int, ...] = (32, 64, 128),
+    dropout: float = JUDGE_DROPOUT, seed: int = 0, progress: bool = True,
 ) -> tuple[JudgeCNN, float, float]:
     """Train a JudgeCNN on `train`; returns (model, accuracy on `test` (nan without one), seconds).
 
-    One-cycle AdamW, label smoothing 0.05, random shifts of up to `shift` px, and a left-right
-    mirror where label-safe (`FLIP_SAFE`). Everything random (initialisation, order, dropout,
+    One-cycle AdamW, label smoothing 0.05, dropout `dropout` before the feature and class layers,
+    a left-right mirror where label-safe (`FLIP_SAFE`), random shifts of up to `shift` px (off by
+    default), channels-last activations. Everything random (initialisation, order, dropout,
     augmentation) comes from `seed`; the caller's global torch RNG is left as it was. The
     Classification Accuracy Score (condgan.metrics.cas) trains the same recipe on samples.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         c, h, w = train.x.shape[1:]
-        model = JudgeCNN(c, h, train.num_classes)
+        model = JudgeCNN(c, h, train.num_classes, widths, dropout)
+        # NHWC activations: max-pooling and batch norm run several times faster on the CPU than in NCHW.
+        model = model.to(memory_format=torch.channels_last)
         steps_per_epoch = max(1, len(train.x) // batch_size)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
@@ -143,10 +152,11 @@ def train_judge(
             perm = torch.randperm(len(train.x), generator=gen)
             for i in range(steps_per_epoch):
                 idx = perm[i * batch_size:(i + 1) * batch_size]
-                x = random_shift(train.x[idx], shift, gen)
+                x = random_shift(train.x[idx], shift, gen).contiguous(memory_format=torch.channels_last)
                 if flip_ok:
                     flip = torch.rand(len(idx), generator=gen) < 0.5
-                    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+                    x = torch.where(flip[:, None, None, None], x.flip(3), x).contiguous(
+                        memory_format=torch.channels_last)
                 loss = F.cross_entropy(model(x), train.y[idx], label_smoothing=0.05)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -167,7 +177,7 @@ def save_judge(model: JudgeCNN, path: str | Path, *, dataset: str, class_names: 
     path = Path(path)
     meta = {"dataset": dataset, "class_names": json.dumps(list(class_names)),
             "sample_shape": json.dumps(list(sample_shape)), "test_accuracy": repr(test_accuracy),
-            "arch": "JudgeCNN-v1"}
+            "arch": "JudgeCNN-v1", "widths": json.dumps(list(model.widths))}
     if seed is not None:
         meta["seed"] = str(int(seed))
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -192,7 +202,8 @@ def load_judge(path: str | Path, device: str | torch.device = "cpu") -> Judge:
         raise CheckpointError(f"judge {path}: expected arch JudgeCNN-v1 in metadata, found {meta.get('arch')!r}")
     names = json.loads(meta["class_names"])
     shape = tuple(json.loads(meta["sample_shape"]))
-    model = JudgeCNN(shape[0], shape[1], len(names))
+    widths = tuple(json.loads(meta.get("widths", "[32, 64, 128]")))  # files written before widths were stored
+    model = JudgeCNN(shape[0], shape[1], len(names), widths)
     try:
         model.load_state_dict(tensors)
     except RuntimeError as exc:
