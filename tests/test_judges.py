@@ -92,3 +92,18 @@ def test_judge_cache_by_seed_and_cli(two_judges, tmp_path, monkeypatch, capsys):
     assert r2["metrics"] == r3["metrics"] == result["metrics"]
     assert main([*base, "--judge", j[0], "--judges", "2", "--out", str(tmp_path / "r4")]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_random_shift_translates_each_image_and_fills_background():
+    import torch
+
+    from condgan.metrics.classifier import random_shift
+
+    x = torch.full((64, 1, 8, 8), -1.0)
+    x[:, :, 3, 4] = 1.0  # one bright pixel per image
+    out = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and (out == 1.0).sum() == 64 and set(out.unique().tolist()) == {-1.0, 1.0}
+    where = (out[:, 0] == 1.0).nonzero()[:, 1:]
+    dy, dx = where[:, 0] - 3, where[:, 1] - 4
+    assert dy.abs().max() <= 2 and dx.abs().max() <= 2 and len(set(zip(dy.tolist(), dx.tolist()))) > 10
+    assert torch.equal(random_shift(x, 0, torch.Generator()), x)

@@ -123,6 +123,11 @@ def test_condgan_report_side_by_side_and_over_steps(env, tmp_path):
         assert "data:image/png;base64," in page
 
 
+def test_eval_checkpoint_needs_a_run(env, capsys):
+    assert _eval(env, env["root"] / "x", "--checkpoint", "ckpt-1.pt") == 2
+    assert "--checkpoint picks a checkpoint of --run" in capsys.readouterr().err
+
+
 def test_condgan_report_errors(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "metrics.json" in capsys.readouterr().err

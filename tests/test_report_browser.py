@@ -25,7 +25,7 @@ def test_eval_report_renders_in_chromium(tmp_path, monkeypatch):
     run = tmp_path / "run"
     assert main(["train", "--config", "acgan-fashion-mnist", "--data-dir", str(folder), "--out", str(run),
                  "--steps", "2", "--batch-size", "16", "--set", "model.g_channels=8", "--set", "model.d_channels=8",
-                 "--set", "train.ckpt_every=2", "--no-progress"]) == 0
+                 "--set", "train.ckpt_every=1", "--no-progress"]) == 0
     out = tmp_path / "rep"
     # Every default metric (and interpolation, for a run) so that every section and figure is on the page.
     assert main(["eval", "--run", str(run), "--n", "300", "--data-dir", str(folder), "--judge", str(judge),
@@ -36,10 +36,16 @@ def test_eval_report_renders_in_chromium(tmp_path, monkeypatch):
     assert check["broken_images"] == 0, check["broken"]
     assert not check["overflow"], f"page is {check['scroll_width']} px wide at a {check['width']} px window"
     assert (out / "report.png").stat().st_size > 10_000
-    # The side-by-side page of two evaluations of the run (embedded grids) renders too.
-    assert main(["report", str(out), str(out), "--out", str(tmp_path / "cmp"), "--screenshot"]) == 0
+    # The run's first checkpoint too, then both side by side and over steps (embedded grids, steps.png).
+    early = tmp_path / "rep-step1"
+    assert main(["eval", "--run", str(run), "--checkpoint", str(run / "checkpoints" / "ckpt-00000001.pt"), "--n", "300",
+                 "--data-dir", str(folder), "--judge", str(judge), "--metrics", "accuracy,fid,cas", "--cas-epochs", "1",
+                 "--out", str(early), "--no-progress"]) == 0
+    assert json.loads((early / "metrics.json").read_text())["inputs"]["run_step"] == 1
+    assert main(["report", str(out), str(early), "--out", str(tmp_path / "cmp"), "--screenshot"]) == 0
+    assert (tmp_path / "cmp" / "steps.png").is_file() and (tmp_path / "cmp" / "report.png").is_file()
     check = check_page(tmp_path / "cmp" / "report.html")
-    assert check["broken_images"] == 0 and check["images"] == 2 and not check["overflow"], check
+    assert check["broken_images"] == 0 and check["images"] == 3 and not check["overflow"], check
 
 
 def test_check_page_finds_broken_images_and_overflow(tmp_path):

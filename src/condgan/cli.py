@@ -166,7 +166,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     weights = inception_weights_from_env(args.inception_weights)
     judge_paths = tuple(Path(p.strip()) for arg in args.judge or [] for p in arg.split(",") if p.strip())
     req = EvalRequest(out_dir=Path(args.out), samples=Path(args.samples) if args.samples else None,
-                      run=Path(args.run) if args.run else None, n=args.n, real=args.real, data_dir=args.data_dir,
+                      run=Path(args.run) if args.run else None,
+                      checkpoint=Path(args.checkpoint) if args.checkpoint else None, n=args.n, real=args.real,
+                      data_dir=args.data_dir,
                       metrics=tuple(metrics) if metrics else None, judge_paths=judge_paths, judges=args.judges,
                       inception_weights=Path(weights) if weights else None, device=args.device)
     result = run_eval(req, EvalOptions(pairs=args.pairs, seed=args.seed, progress=not args.no_progress,
@@ -302,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="where the real dataset's files are")
     p.add_argument("--run", help="a run directory to sample from instead of --samples")
     p.add_argument("--n", type=int, default=10_000, help="samples drawn from --run")
+    p.add_argument("--checkpoint", help="with --run: a checkpoint file (default: the run's newest); evaluations of "
+                   "several checkpoints make `condgan report`'s plot over steps")
     p.add_argument("--metrics", help=f"comma-separated subset of: {', '.join(EVAL_METRICS.names())} (default: "
                    f"{', '.join(DEFAULT_METRICS)}; with --run also interpolation; for Self-Cond GAN samples also "
                    "cluster_agreement)")

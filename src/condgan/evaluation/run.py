@@ -45,6 +45,7 @@ class EvalRequest:
     out_dir: Path
     samples: Path | None = None
     run: Path | None = None
+    checkpoint: Path | None = None  # with `run`: this checkpoint instead of the newest
     n: int = 10_000
     real: str | None = None
     data_dir: str | None = None
@@ -58,7 +59,7 @@ class EvalRequest:
 def _load(req: EvalRequest, pairs: int | None, seed: int) -> tuple[Samples, LabelledData, dict, LoadedRun | None]:
     """The samples, the real test set, how to load the real training set, and the run (if any)."""
     if req.run is not None:
-        loaded = load_run(req.run, device=resolve_device(req.device))
+        loaded = load_run(req.run, req.checkpoint, device=resolve_device(req.device))
         d = loaded.config.data
         data = dict(data_dir=req.data_dir or d.data_dir, resolution=d.resolution, channels=d.channels)
         real = load_dataset(req.real or d.name, "test", **data)
@@ -110,6 +111,8 @@ def run_eval(req: EvalRequest, options: EvalOptions = EvalOptions()) -> dict:
     """What `condgan eval` does (see the module docstring); returns the suite's result."""
     if (req.samples is None) == (req.run is None):
         raise ConfigError("condgan eval: expected exactly one of --samples FILE or --run RUN")
+    if req.checkpoint is not None and req.run is None:
+        raise ConfigError("condgan eval: --checkpoint picks a checkpoint of --run RUN; found --samples instead")
     if isinstance(options.pairs, bool) or options.pairs < 1:
         raise ConfigError(f"--pairs: expected a positive number of pairs per class, found {options.pairs}")
     if req.n < 1:
