@@ -38,9 +38,10 @@ def test_two_judges_give_a_spread(two_judges):
     assert j0.id != j1.id and (j0.seed, j1.seed) == (0, 1)
     x, y = test.x[:200], test.y[:200].numpy()
     opts = EvalOptions(progress=False, cache_dir=two_judges["root"] / "cache", pairs=10)
-    metrics = ["accuracy", "fid", "diversity", "correlation"]
-    one = evaluate(x, y, test, judge=j0, metrics=metrics, options=opts)
-    both = evaluate(x, y, test, judge=j0, extra_judges=[j1], metrics=metrics, options=opts)
+    metrics = ["accuracy", "fid", "diversity", "correlation", "memorization"]
+    train = lambda: two_judges["train"]  # noqa: E731
+    one = evaluate(x, y, test, judge=j0, metrics=metrics, train_data=train, options=opts)
+    both = evaluate(x, y, test, judge=j0, extra_judges=[j1], metrics=metrics, train_data=train, options=opts)
     m = both["metrics"]
     # The first judge's numbers keep their keys and values; with one judge nothing else appears.
     assert {k: m[k] for k in one["metrics"]} == one["metrics"]
@@ -57,8 +58,10 @@ def test_two_judges_give_a_spread(two_judges):
     assert [j["id"] for j in per_judge] == [j0.id, j1.id] and [j["seed"] for j in per_judge] == [0, 1]
     assert per_judge[0]["metrics"]["fid"] == m["fid"]
     assert m["fid_judges_mean"] == pytest.approx((per_judge[0]["metrics"]["fid"] + per_judge[1]["metrics"]["fid"]) / 2)
-    # Pixel-only metrics are computed once and get no spread.
+    # Pixel-only metrics, and the pixel keys of memorisation, are computed once and get no spread.
     assert not any(k.startswith("msssim") and "_judges_" in k for k in m)
+    assert "memorization_share_judge_judges_std" in m and "memorization_share_pixel_judges_std" not in m
+    assert not any("pixel" in k for k in per_judge[1]["metrics"])
 
 
 def test_judge_cache_by_seed_and_cli(two_judges, tmp_path, monkeypatch, capsys):

@@ -66,7 +66,7 @@ def test_report_reads_top_down(env, monkeypatch):
     assert positions == sorted(positions)
     summary = page[positions[0]:positions[1]]
     assert "of samples are classified as their class by the judge" in summary
-    assert f"(real test images: {100 * m['real_accuracy']:.0f}%)" in summary
+    assert f"; real test images: {100 * m['real_accuracy']:.0f}%" in summary
     assert "a classifier trained only on the samples" in summary
     assert "two halves of the real test set" in summary
     # Class 0 collapsed: less diverse than real in (at least) that class, and its MS-SSIM cell is red.

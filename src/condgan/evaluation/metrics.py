@@ -69,14 +69,17 @@ def sweep_resolutions(size: int) -> list[int]:
 class EvalMetric:
     """A suite entry: `fn(ctx) -> flat dict`, which network its numbers come from, which networks
     it needs ("judge", "features"; MS-SSIM and interpolation need none), which kinds of sample
-    labels it applies to (condgan.samples: "class", "cluster", "none"), and whether it is computed
-    again for each further judge (`per_judge`; only when it needs the judge's features or logits)."""
+    labels it applies to (condgan.samples: "class", "cluster", "none"), whether it is computed
+    again for each further judge (`per_judge`; only when it needs the judge's features or logits),
+    and which of its keys do not depend on the judge (`judge_free`, e.g. memorisation's pixel part:
+    no spread across judges is reported for them)."""
 
     fn: Callable[[EvalContext], dict[str, float]]
     extractor: Callable[[EvalContext], str]
     needs: tuple[str, ...]
     labels: tuple[str, ...]
     per_judge: bool = True
+    judge_free: Callable[[str], bool] = lambda key: False
 
     def uses_judge(self, features_are_judge: bool) -> bool:
         """Whether this metric's numbers depend on the judge's weights (and so differ between judges)."""
@@ -105,8 +108,9 @@ ANY_LABELS = ("class", "cluster", "none")
 
 
 def _register(name: str, extractor: Callable[[EvalContext], str], needs: tuple[str, ...] = ("judge",),
-              labels: tuple[str, ...] = ("class",), per_judge: bool = True):
-    return lambda fn: EVAL_METRICS.add(name, EvalMetric(fn, extractor, needs, labels, per_judge))
+              labels: tuple[str, ...] = ("class",), per_judge: bool = True,
+              judge_free: Callable[[str], bool] = lambda key: False):
+    return lambda fn: EVAL_METRICS.add(name, EvalMetric(fn, extractor, needs, labels, per_judge, judge_free))
 
 
 _FEATURES = lambda ctx: ctx.features.id  # noqa: E731
@@ -232,7 +236,7 @@ def _correlation(ctx: EvalContext) -> dict[str, float]:
 
 
 @_register("memorization", lambda ctx: f"pixels:l2 (share), pixels:l1 (grid) + {ctx.judge.id} (l2)",
-           labels=ANY_LABELS)
+           labels=ANY_LABELS, judge_free=lambda key: "pixel" in key)
 def _memorization(ctx: EvalContext) -> dict[str, float]:
     train = ctx.train()
     train_f = torch.from_numpy(ctx.real_train(ctx.judge)[0])

@@ -21,7 +21,9 @@ first judge stay under their usual keys; every metric whose numbers come from th
 is/fid/kid/prdc/intra_fid when they run in judge features) is computed again with each further
 judge, and its keys gain `{key}_judges_{mean,std,min,max}` over all judges (a per-class key
 `name/class_k` becomes `name_judges_mean/class_k`, ...; std with ddof 1). `judges[i]["metrics"]`
-holds judge i's own values of those keys. Pixel-only metrics and CAS are computed once.
+holds judge i's own values of those keys. Pixel-only metrics and CAS are computed once, and keys
+of a judge-based metric that do not depend on the judge (`EvalMetric.judge_free`: memorisation's
+pixel part) get no spread.
 """
 
 from __future__ import annotations
@@ -153,7 +155,8 @@ def evaluate(
     judges = [] if judge is None else [_judge_entry(judge)]
     if extra_judges:
         judged = [name for name in names if entries[name].uses_judge(features is None)]
-        judges[0]["metrics"] = {k: values[k] for name in judged for k in keys[name]}
+        spread_keys = {name: [k for k in keys[name] if not entries[name].judge_free(k)] for name in judged}
+        judges[0]["metrics"] = {k: values[k] for name in judged for k in spread_keys[name]}
         for j in extra_judges:
             jctx = context(judge_extractor(j, next(j.model.parameters()).device), None)
             jctx.adopt_judge_free(ctx, judged)
@@ -161,12 +164,13 @@ def evaluate(
             entry["metrics"] = {}
             for name in judged:
                 t0 = time.perf_counter()
-                entry["metrics"].update(jctx.result(name))
+                part = jctx.result(name)
+                entry["metrics"].update({k: part[k] for k in spread_keys[name]})
                 seconds[name] += time.perf_counter() - t0
             ctx.cache_hits.update(jctx.cache_hits)
             judges.append(entry)
         for name in judged:
-            spread = judge_spread([j["metrics"] for j in judges], keys[name])
+            spread = judge_spread([j["metrics"] for j in judges], spread_keys[name])
             values.update(spread)
             keys[name] += list(spread)
     inputs = {"num_samples": int(len(gen_x)), "sample_shape": list(gen_x.shape[1:]), "label_kind": label_kind,

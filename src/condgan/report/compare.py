@@ -22,7 +22,7 @@ from pathlib import Path
 
 from condgan.errors import ReportError
 from condgan.io import atomic_write
-from condgan.report.html import CSS, fmt_number, fmt_percent, extractor_of
+from condgan.report.html import CSS, extractor_of, fmt_number, fmt_percent, judge_range
 from condgan.report.plotting import pyplot, save_figure
 
 # (label, key, real reference key, percent?) of the comparison table and the steps plot.
@@ -76,8 +76,9 @@ def _steps_series(results: list[dict]) -> list[dict] | None:
 
 
 def steps_plot(series: list[dict], path: Path) -> Path | None:
-    """One panel per headline metric present: its value over training steps, the reference dashed."""
-    rows = [row for row in ROWS if any(row[1] in r["metrics"] for r in series)]
+    """One panel per headline metric present at two or more steps: its value over training steps,
+    the reference dashed."""
+    rows = [row for row in ROWS if sum(row[1] in r["metrics"] for r in series) >= 2]
     if not rows:
         return None
     plt = pyplot()
@@ -126,7 +127,9 @@ def render_comparison(results: list[dict], steps_file: str | None) -> str:
             text = fmt(m[key]) if key in m else "–"
             if ref and ref in m:
                 text += f" ({fmt(m[ref])})"
-            cells.append(f"<td class=num>{html.escape(text)}</td>")
+            spread = judge_range(m, key, fmt)
+            extra = f"<br><span class=x>judges {html.escape(spread)}</span>" if spread else ""
+            cells.append(f"<td class=num>{html.escape(text)}{extra}</td>")
         body.append(f"<tr><td>{html.escape(label)}{note}</td>{''.join(cells)}</tr>")
     ext_rows = "".join(
         f"<tr><td>{html.escape(n)}</td><td><code>{html.escape(', '.join(sorted(set(r['extractors'].values()))))}"
@@ -138,17 +141,18 @@ def render_comparison(results: list[dict], steps_file: str | None) -> str:
             grids.append(f"<figure class=grid><img src='{src}' alt='samples of {html.escape(n)}'>"
                          f"<figcaption>{html.escape(n)}</figcaption></figure>")
     parts = ["<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-             f"<title>condgan evaluations</title><style>{CSS}figure.grid img{{width:min(100%,340px)}}</style><body>",
+             f"<title>condgan evaluations</title><style>{CSS}figure.grid img{{width:min(100%,340px)}}.row{{display:flex;flex-wrap:wrap;gap:16px}}</style><body>",
              f"<h1>condgan evaluations</h1><p class=x>{len(results)} evaluations. In brackets: the real-data "
              "reference of the same evaluation (judge accuracy and CAS on real test images, FID between two halves "
-             "of the real test set, MS-SSIM of real images, the memorisation share expected without copying).</p>",
+             "of the real test set, MS-SSIM of real images, the memorisation share expected without copying); in "
+             "grey, the range across judges where an evaluation used several.</p>",
              f"<div class=wide><table><tr><th>metric</th>{head}</tr>{''.join(body)}</table></div>"]
     if steps_file:
         parts.append(f"<h2>over training steps</h2><figure><img src='{html.escape(steps_file)}' alt='metrics over "
                      "steps'><figcaption>Each headline metric over the run's training steps; dashed: the real "
                      "reference.</figcaption></figure>")
     if grids:
-        parts.append(f"<h2>samples</h2>{''.join(grids)}")
+        parts.append(f"<h2>samples</h2><div class=row>{''.join(grids)}</div>")
     parts.append(f"<h2>extractors</h2><div class=wide><table>{ext_rows}</table></div></body></html>")
     return "".join(parts)
 

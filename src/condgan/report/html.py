@@ -58,7 +58,8 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:0 auto;padding:0 1
 h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.4em 0}td,th{padding:2px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}tr:nth-child(even) td{background:#fafafa}
-.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}.name{white-space:nowrap}
+.num .x{font-weight:normal;color:#666}
 .wide{overflow-x:auto;max-width:100%}
 .x{color:#555;font-size:90%}code{word-break:break-all}
 .worst td{background:#fde8e8!important}.bad{color:#b00020;font-weight:600}
@@ -84,11 +85,23 @@ def fmt_percent(value: float | None) -> str:
     return "–" if value is None or math.isnan(value) else f"{100 * value:.0f}%"
 
 
-def _spread(m: dict, key: str, fmt: Callable[[float], str]) -> str:
-    """' (N judges: min–max)' when the spread across judges of `key` is present."""
+def judge_range(m: dict, key: str, fmt: Callable[[float], str]) -> str | None:
+    """'lo–hi' over the judges when the spread across judges of `key` is present, else None."""
     head, sep, tail = key.partition("/")
     lo, hi = m.get(f"{head}_judges_min{sep}{tail}"), m.get(f"{head}_judges_max{sep}{tail}")
-    return "" if lo is None or hi is None else f" (judges: {fmt(lo)}–{fmt(hi)})"
+    return None if lo is None or hi is None else f"{fmt(lo)}–{fmt(hi)}"
+
+
+def _spread(m: dict, key: str, fmt: Callable[[float], str]) -> str:
+    """' (judges: lo–hi)' for a sentence, or ''."""
+    r = judge_range(m, key, fmt)
+    return "" if r is None else f" (judges: {r})"
+
+
+def _spread_html(m: dict, key: str, fmt: Callable[[float], str]) -> str:
+    """The range across judges as a small second line of a table cell, or ''."""
+    r = judge_range(m, key, fmt)
+    return "" if r is None else f"<br><span class=x>judges {html.escape(r)}</span>"
 
 
 def per_class(m: dict, prefix: str) -> list[float] | None:
@@ -119,7 +132,7 @@ def _read_accuracy(m: dict) -> str | None:
     word = "recognisable" if r is None or a >= r - 0.05 else "partly recognisable" if a >= 0.5 * (r or 1) \
         else "hard to recognise"
     return (f"{word}: {fmt_percent(a)} of samples are classified as their class by the judge"
-            f"{_spread(m, 'accuracy', fmt_percent)} (real test images: {fmt_percent(r)})")
+            f"{_spread(m, 'accuracy', fmt_percent)}; real test images: {fmt_percent(r)}")
 
 
 def _read_cas(m: dict) -> str | None:
@@ -193,9 +206,9 @@ def _summary(result: dict) -> str:
         if value is None:
             continue
         shown = fmt_percent(value) if h.key in ("accuracy", "cas", "memorization_share_pixel") else fmt_number(value)
-        spread = _spread(m, h.key, fmt_percent if h.key in ("accuracy", "cas") else fmt_number)
+        spread = _spread_html(m, h.key, fmt_percent if h.key in ("accuracy", "cas") else fmt_number)
         extractor = extractor_of(result, h.key)
-        rows.append(f"<tr><td>{html.escape(h.label)}</td><td class=num><b>{shown}</b>{html.escape(spread)}</td>"
+        rows.append(f"<tr><td>{html.escape(h.label)}</td><td class=num><b>{shown}</b>{spread}</td>"
                     f"<td>{html.escape(h.ref(m) or '–')}</td><td class=x>{html.escape(h.reference)}</td>"
                     f"<td class=x><code>{html.escape(extractor)}</code></td></tr>")
         reading = h.reading(m)
@@ -242,16 +255,17 @@ def _per_class_table(result: dict) -> str:
             g = per_class(m, gen_p)[i]
             r = per_class(m, real_p)[i] if real_p and per_class(m, real_p) else None
             worse = r is not None and higher is not None and ((g < r - 0.05) if higher else (g > r))
-            spread = _spread(m, f"{gen_p}/class_{i}", fmt)
-            text = f"{fmt(g)}{spread}" + (f" ({fmt(r)})" if r is not None else "")
-            cells.append(f"<td class='num{' bad' if worse else ''}'>{html.escape(text)}</td>")
+            text = fmt(g) + (f" ({fmt(r)})" if r is not None else "")
+            spread = _spread_html(m, f"{gen_p}/class_{i}", fmt)
+            cells.append(f"<td class='num{' bad' if worse else ''}'>{html.escape(text)}{spread}</td>")
         label = html.escape(f"{i} {names[i]}" if i < len(names) else str(i))
-        body.append(f"<tr{' class=worst' if i in worst else ''}><td>{label}</td>{''.join(cells)}</tr>")
+        body.append(f"<tr{' class=worst' if i in worst else ''}><td class=name>{label}</td>{''.join(cells)}</tr>")
+    many = " With several judges the grey line is the range across them." if len(result.get("judges") or []) > 1 else ""
     legend = (f"Highlighted rows: the {len(worst)} classes furthest below their real reference (judge accuracy "
               "on samples against on real images of the class; ties broken by CAS, then MS-SSIM). Red numbers "
               "are worse than the real reference (accuracy more than 5 points lower; MS-SSIM higher, i.e. less "
               "diverse). NN distance: median pixel-L2 distance to the nearest training image (samples much closer "
-              "than real images hug the training set). intra-FID: FID within the class.") if worst else ""
+              "than real images hug the training set). intra-FID: FID within the class." + many) if worst else ""
     return (f"<div class=wide><table><tr><th>class</th>{head}</tr>{''.join(body)}</table></div>"
             f"<p class=x>{legend}</p>")
 
