@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up condgan on a fresh machine: Fashion-MNIST (Debian package, when apt-get is available),
+# Set up condgan on a fresh machine: Fashion-MNIST and Chromium (Debian packages, when apt-get is
+# available and we are root; Chromium renders the report in the page test, tests/test_report_browser.py),
 # a virtual environment in .venv, torch, and condgan itself (editable, with the test extras).
 # TORCH_SPEC picks the torch build (default: torch==2.13.0, which is a local CPU wheel on the
 # project machines; on a GPU machine use e.g. TORCH_SPEC=torch).
@@ -8,6 +9,9 @@ cd "$(dirname "$0")/.."
 
 if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
+fi
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
 PY=${PYTHON:-python3}

@@ -155,13 +155,15 @@ def cmd_classifier_train(args: argparse.Namespace) -> int:
     train = load_dataset(args.data, "train", data_dir=args.data_dir, resolution=args.resolution)
     test = load_dataset(args.data, "test", data_dir=args.data_dir, resolution=args.resolution)
     shape = tuple(train.x.shape[1:])
-    path = Path(args.out) if args.out else default_judge_path(train.name, shape)
+    path = Path(args.out) if args.out else default_judge_path(train.name, shape, args.seed)
     if path.exists() and not args.force:  # numbers elsewhere cite this judge's hash: never replace it silently
         raise RunDirError(f"judge {path} already exists; pass --force to replace it or --out to write elsewhere")
     check_writable(path, what="judge")
+    if args.epochs < 1:
+        raise ConfigError(f"--epochs: expected a positive number of epochs, found {args.epochs}")
     model, acc, seconds = train_judge(train, test, epochs=args.epochs, seed=args.seed, progress=not args.no_progress)
     judge = save_judge(model, path, dataset=train.name, class_names=list(train.class_names), sample_shape=shape,
-                       test_accuracy=acc)
+                       test_accuracy=acc, seed=args.seed)
     print(f"judge {judge.id}: real test accuracy {acc:.4f} after {seconds:.0f} s; saved to {path}")
     return 0
 
@@ -178,14 +180,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     check_writable(args.out, folder=True, what="--out")  # before any work
     metrics = parse_metrics(args.metrics)
     weights = inception_weights_from_env(args.inception_weights)
+    judge_paths = tuple(Path(p.strip()) for arg in args.judge or [] for p in arg.split(",") if p.strip())
     req = EvalRequest(out_dir=Path(args.out), samples=Path(args.samples) if args.samples else None,
-                      run=Path(args.run) if args.run else None, n=args.n, real=args.real, data_dir=args.data_dir,
-                      metrics=tuple(metrics) if metrics else None, judge_path=Path(args.judge) if args.judge else None,
+                      run=Path(args.run) if args.run else None,
+                      checkpoint=Path(args.checkpoint) if args.checkpoint else None, n=args.n, real=args.real,
+                      data_dir=args.data_dir,
+                      metrics=tuple(metrics) if metrics else None, judge_paths=judge_paths, judges=args.judges,
                       inception_weights=Path(weights) if weights else None, device=args.device)
-    result = run_eval(req, EvalOptions(pairs=args.pairs, seed=args.seed, progress=not args.no_progress))
+    result = run_eval(req, EvalOptions(pairs=args.pairs, seed=args.seed, progress=not args.no_progress,
+                                       cas_epochs=args.cas_epochs))
     for name, extractor in result["extractors"].items():
         head = {k: v for k, v in result["metrics"].items() if k in result["keys"][name] and "/" not in k}
-        print(f"{name:17s} [{extractor}] " + ", ".join(f"{k}={v:.4g}" for k, v in head.items()))
+        print(f"{name:17s} [{extractor}] " + ", ".join(f"{k}={v:.4g}" for k, v in head.items()
+                                                        if "_judges_" not in k or k.endswith(("_min", "_max"))))
     for name, why in result["skipped"].items():
         print(f"{name:17s} skipped: {why}")
     print(f"wrote {Path(args.out) / 'metrics.json'} and {Path(args.out) / 'report.html'}")
@@ -219,6 +226,23 @@ def cmd_stats(args: argparse.Namespace) -> int:
     classes = f", {len(stats.classes)} classes" if stats.has_classes else ""
     print(f"wrote {out}: {stats.num_samples} samples of {data.name} {args.split}, {stats.feature_dim}-d features"
           f"{classes}, extractor {stats.extractor_id}")
+    return 0
+
+
+# ---------------------------------------------------------------- report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from condgan.report.compare import write_comparison
+
+    page = write_comparison([Path(p) for p in args.evals], Path(args.out))
+    print(f"wrote {page}")
+    if args.screenshot:
+        from condgan.report.browser import check_page
+
+        check = check_page(page, page.with_suffix(".png"))
+        print(f"wrote {page.with_suffix('.png')} ({check['broken_images']} broken images, "
+              f"scroll width {check['scroll_width']} px at {check['width']} px)")
     return 0
 
 
@@ -257,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     from condgan.evaluation.metrics import EVAL_METRICS
     from condgan.evaluation.suite import DEFAULT_METRICS
     from condgan.methods import METHODS
+    from condgan.metrics.cas import CAS_EPOCHS
+    from condgan.metrics.classifier import JUDGE_EPOCHS
 
     parser = argparse.ArgumentParser(prog="condgan", description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -311,9 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--data", required=True)
     q.add_argument("--data-dir")
     q.add_argument("--resolution", type=int)
-    q.add_argument("--epochs", type=int, default=4)
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--out", help="safetensors file (default: the user cache)")
+    q.add_argument("--epochs", type=int, default=JUDGE_EPOCHS, help=f"passes over the training set (default: "
+                   f"{JUDGE_EPOCHS}, the recipe measured in docs/evaluation.md)")
+    q.add_argument("--seed", type=int, default=0, help="training seed; seeds other than 0 are cached as separate "
+                   "judges (`condgan eval --judges N` uses seeds 0..N-1)")
+    q.add_argument("--out", help="safetensors file (default: the user cache, one file per dataset, size and seed)")
     q.add_argument("--force", action="store_true", help="replace an existing judge file")
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(fn=cmd_classifier_train)
@@ -324,11 +352,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="where the real dataset's files are")
     p.add_argument("--run", help="a run directory to sample from instead of --samples")
     p.add_argument("--n", type=int, default=10_000, help="samples drawn from --run")
+    p.add_argument("--checkpoint", help="with --run: a checkpoint file (default: the run's newest); evaluations of "
+                   "several checkpoints make `condgan report`'s plot over steps")
     p.add_argument("--metrics", help=f"comma-separated subset of: {', '.join(EVAL_METRICS.names())} (default: "
                    f"{', '.join(DEFAULT_METRICS)}; with --run also interpolation; for Self-Cond GAN samples also "
                    "cluster_agreement)")
     p.add_argument("--pairs", type=int, default=100, help="MS-SSIM pairs per class (diversity)")
-    p.add_argument("--judge", help="judge safetensors (default: the cached one for the dataset)")
+    p.add_argument("--judge", action="append", metavar="FILE[,FILE...]", help="judge safetensors (repeatable or "
+                   "comma-separated; the first one's numbers keep the usual keys, the others add the spread across "
+                   "judges; default: the cached judge of the dataset)")
+    p.add_argument("--judges", type=int, default=1, metavar="N", help="use the N cached judges trained with seeds "
+                   "0..N-1 (`condgan classifier train --seed S`; missing ones are named with that command) and report "
+                   "the spread of every judge-based number")
+    p.add_argument("--cas-epochs", type=int, default=CAS_EPOCHS, help="passes over the samples when training the "
+                   f"classifier of the cas metric (default: {CAS_EPOCHS})")
     p.add_argument("--inception-weights", help="FID Inception weights for is/fid/kid/prdc/intra_fid "
                    "(default: $CONDGAN_INCEPTION_WEIGHTS, else the judge)")
     p.add_argument("--seed", type=int, default=0)
@@ -352,6 +389,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="statistics .npz to write")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(fn=cmd_stats)
+
+    p = verbs.add_parser("report", help="several evaluations (their metrics.json) side by side in one page, with "
+                         "each headline metric over training steps for one run's evaluations")
+    p.add_argument("evals", nargs="+", metavar="EVAL", help="report directories of `condgan eval` (or metrics.json files)")
+    p.add_argument("--out", required=True, help="directory for report.html and its figures")
+    p.add_argument("--screenshot", action="store_true", help="also render the page in headless Chromium: "
+                   "report.png beside it, and a check that every image loads and nothing overflows at 1280 px")
+    p.set_defaults(fn=cmd_report)
 
     p = verbs.add_parser("bench", help="benchmarks that train many runs and print a paper's table")
     bench_verbs = p.add_subparsers(dest="bench_verb", required=True)

@@ -80,3 +80,7 @@ class WriteError(CondganError):
 
 class StatsError(CondganError):
     """A feature-statistics file is unreadable, malformed, or belongs to another feature extractor."""
+
+
+class ReportError(CondganError):
+    """An evaluation to report on (its metrics.json) is missing or malformed."""

@@ -31,7 +31,7 @@ def ensure_judge(dataset: str, progress: bool = True):
     test_set = load_dataset(dataset, "test")
     model, acc, _ = train_judge(train_set, test_set, progress=progress)
     return save_judge(model, path, dataset=train_set.name, class_names=list(train_set.class_names),
-                      sample_shape=tuple(train_set.x.shape[1:]), test_accuracy=acc)
+                      sample_shape=tuple(train_set.x.shape[1:]), test_accuracy=acc, seed=0)
 
 
 def run_quickstart(out: Path, steps: int = 2000, force: bool = False, n_samples: int = 10_000) -> dict[str, float]:

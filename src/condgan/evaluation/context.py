@@ -11,6 +11,7 @@ import torch
 
 from condgan.data import LabelledData
 from condgan.errors import ConfigError
+from condgan.metrics.cas import CAS_EPOCHS
 from condgan.metrics.features import Extractor, real_features
 from condgan.registry import Registry
 
@@ -25,10 +26,12 @@ class EvalOptions:
         out_dir: where figure PNGs go; None writes none.
         progress: progress bars on stderr.
         cache_dir, use_cache: the real-feature cache (condgan.metrics.features).
+        cas_epochs: passes over the samples when training the CAS classifier (condgan.metrics.cas).
     """
 
     pairs: int = 100
     seed: int = 0
+    cas_epochs: int = CAS_EPOCHS
     out_dir: Path | None = None
     progress: bool = True
     cache_dir: Path | None = None
@@ -90,6 +93,14 @@ class EvalContext:
         """A metric's result, computed once (correlation reuses accuracy and diversity)."""
         assert self.registry is not None  # set by condgan.evaluation.suite.evaluate
         return self.memo(f"metric:{name}", lambda: self.registry.get(name).fn(self))
+
+    def adopt_judge_free(self, other: "EvalContext", judge_metrics: list[str]) -> None:
+        """Take over what `other` computed that does not depend on its judge (the training set,
+        "pixel:" memos, results of metrics not in `judge_metrics`), so another judge's context
+        recomputes only what that judge changes."""
+        self._memo.update({k: v for k, v in other._memo.items()
+                           if k == "train_data" or k.startswith("pixel:")
+                           or (k.startswith("metric:") and k[len("metric:"):] not in judge_metrics)})
 
     def figure(self, name: str) -> Path | None:
         """Path for figure `name` (PNG) when figures are written, else None."""

@@ -4,16 +4,21 @@ Each entry adapts a pure metric function (condgan.metrics) to an `EvalContext`: 
 features the context extracted once, and returns a flat dict of floats with stable keys. Which
 numbers used which network (docs/evaluation.md):
 
-    is, fid, kid, prdc, intra_fid    the feature extractor (judge by default; Inception if given)
-    accuracy, resolution_sweep       the judge (dataset classes are needed)
+    is, fid, kid, prdc, intra_fid    the feature extractor (judge by default; Inception if given);
+                                     fid also gives the real-vs-real floor (two halves of the test set)
+    accuracy, resolution_sweep       the judge (dataset classes are needed); accuracy is GAN-test
+    cas                              a JudgeCNN trained on the samples, tested on real images (GAN-train),
+                                     beside the judge's real test accuracy
     diversity                        pixels: MS-SSIM at `msssim.default_settings` for the size
     correlation                      judge accuracy vs pixel MS-SSIM, per class
-    memorization                     pixels (L2 share, L1 grid) and judge features (L2)
+    memorization                     pixels (L2 share, L1 grid, per-class L2) and judge features (L2)
     interpolation                    pixels of the run's generator (needs `run`)
     cluster_agreement                the judge's classes vs the samples' cluster ids (Self-Cond GAN)
 
 Metrics that need dataset classes apply only to class-labelled samples; `EvalMetric.skip_reason`
-says why one is skipped.
+says why one is skipped. With several judges (`evaluate(..., extra_judges=...)`) every metric whose
+numbers come from the judge is computed once per judge (`EvalMetric.per_judge`), CAS excepted: its
+classifier is trained on the samples, not taken from a judge.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from condgan.data import LabelledData
 from condgan.data.base import to_uint8_nhwc
 from condgan.errors import ConfigError
 from condgan.evaluation.context import EvalContext
-from condgan.metrics import clusters, correlation, discriminability, diversity, fid, inception_score
+from condgan.metrics import cas, clusters, correlation, discriminability, diversity, fid, inception_score
 from condgan.metrics import interpolation, kid, memorization, prdc
 from condgan.metrics.msssim import default_settings
 from condgan.registry import Registry
@@ -38,6 +43,8 @@ from condgan.registry import Registry
 MEMORIZATION_QUERIES = 500
 MEMORIZATION_GRID = 10
 NEIGHBOURS_SHOWN = 3
+# Per-class nearest-neighbour distance (pixel L2): samples and real test images drawn per class.
+NN_PER_CLASS = 50
 # Interpolation: frames per path, and the jump ratio above which a path is flagged in the figure.
 INTERP_FRAMES = 9
 JUMP_FLAG = 3.0
@@ -61,13 +68,22 @@ def sweep_resolutions(size: int) -> list[int]:
 @dataclass(frozen=True)
 class EvalMetric:
     """A suite entry: `fn(ctx) -> flat dict`, which network its numbers come from, which networks
-    it needs ("judge", "features"; MS-SSIM and interpolation need none), and which kinds of sample
-    labels it applies to (condgan.samples: "class", "cluster", "none")."""
+    it needs ("judge", "features"; MS-SSIM and interpolation need none), which kinds of sample
+    labels it applies to (condgan.samples: "class", "cluster", "none"), whether it is computed
+    again for each further judge (`per_judge`; only when it needs the judge's features or logits),
+    and which of its keys do not depend on the judge (`judge_free`, e.g. memorisation's pixel part:
+    no spread across judges is reported for them)."""
 
     fn: Callable[[EvalContext], dict[str, float]]
     extractor: Callable[[EvalContext], str]
     needs: tuple[str, ...]
     labels: tuple[str, ...]
+    per_judge: bool = True
+    judge_free: Callable[[str], bool] = lambda key: False
+
+    def uses_judge(self, features_are_judge: bool) -> bool:
+        """Whether this metric's numbers depend on the judge's weights (and so differ between judges)."""
+        return self.per_judge and ("judge" in self.needs or ("features" in self.needs and features_are_judge))
 
     def skip_reason(self, label_kind: str) -> str | None:
         """Why this metric does not apply to samples whose labels are `label_kind` (None: it applies)."""
@@ -92,8 +108,9 @@ ANY_LABELS = ("class", "cluster", "none")
 
 
 def _register(name: str, extractor: Callable[[EvalContext], str], needs: tuple[str, ...] = ("judge",),
-              labels: tuple[str, ...] = ("class",)):
-    return lambda fn: EVAL_METRICS.add(name, EvalMetric(fn, extractor, needs, labels))
+              labels: tuple[str, ...] = ("class",), per_judge: bool = True,
+              judge_free: Callable[[str], bool] = lambda key: False):
+    return lambda fn: EVAL_METRICS.add(name, EvalMetric(fn, extractor, needs, labels, per_judge, judge_free))
 
 
 _FEATURES = lambda ctx: ctx.features.id  # noqa: E731
@@ -108,7 +125,13 @@ def _is(ctx: EvalContext) -> dict[str, float]:
 
 @_register("fid", _FEATURES, ("features",), ANY_LABELS)
 def _fid(ctx: EvalContext) -> dict[str, float]:
-    return fid.fid(ctx.real_test(ctx.features)[0], ctx.gen(ctx.features)[0])
+    real = ctx.real_test(ctx.features)[0]
+    # The floor: FID between two disjoint random halves of the real test set, same features. What a
+    # generator as good as the data would score at this sample size (half the real set per side, so
+    # it sits a little above the FID of a perfect generator against the whole set).
+    half = np.random.default_rng(ctx.options.seed).permutation(len(real))
+    floor = fid.fid(real[half[:len(real) // 2]], real[half[len(real) // 2:]])["fid"]
+    return {**fid.fid(real, ctx.gen(ctx.features)[0]), "fid_real_floor": floor}
 
 
 @_register("kid", _FEATURES, ("features",), ANY_LABELS)
@@ -132,6 +155,18 @@ def _accuracy(ctx: EvalContext) -> dict[str, float]:
     gen = discriminability.accuracy(ctx.gen(ctx.judge)[1], ctx.gen_y, ctx.num_classes)
     real = discriminability.accuracy(ctx.real_test(ctx.judge)[1], ctx.real.y.numpy(), ctx.num_classes)
     return {**gen, **{f"real_{k}": v for k, v in real.items()}}
+
+
+@_register("cas", lambda ctx: f"judge-cnn trained on the samples ({ctx.options.cas_epochs} epochs, seed {ctx.options.seed}), "
+                              f"tested on {ctx.real.name} test; cas_real: {ctx.judge.id}", per_judge=False)
+def _cas(ctx: EvalContext) -> dict[str, float]:
+    # GAN-train (Ravuri & Vinyals 2019; Shmelkov et al. 2018) beside the same test for the judge, the
+    # same architecture and recipe trained on the real training set.
+    out = cas.classification_accuracy_score(ctx.gen_x, ctx.gen_y, ctx.real, epochs=ctx.options.cas_epochs, seed=ctx.options.seed,
+                                            progress=ctx.options.progress)
+    real = discriminability.accuracy(ctx.real_test(ctx.judge)[1], ctx.real.y.numpy(), ctx.num_classes)
+    return {**out, **{k.replace("accuracy", "cas_real", 1): v for k, v in real.items()},
+            "cas_epochs": float(ctx.options.cas_epochs)}
 
 
 @_register("resolution_sweep", _JUDGE)
@@ -201,7 +236,7 @@ def _correlation(ctx: EvalContext) -> dict[str, float]:
 
 
 @_register("memorization", lambda ctx: f"pixels:l2 (share), pixels:l1 (grid) + {ctx.judge.id} (l2)",
-           labels=ANY_LABELS)
+           labels=ANY_LABELS, judge_free=lambda key: "pixel" in key)
 def _memorization(ctx: EvalContext) -> dict[str, float]:
     train = ctx.train()
     train_f = torch.from_numpy(ctx.real_train(ctx.judge)[0])
@@ -211,10 +246,11 @@ def _memorization(ctx: EvalContext) -> dict[str, float]:
     q_gen = np.sort(rng.choice(len(gen_f), min(MEMORIZATION_QUERIES, len(gen_f)), replace=False))
     q_test = np.sort(rng.choice(len(test_f), min(MEMORIZATION_QUERIES, len(test_f)), replace=False))
     out: dict[str, float] = {}
-    for space, g, t, r in (("judge", gen_f[q_gen], test_f[q_test], train_f),
-                           ("pixel", ctx.gen_x[q_gen], ctx.real.x[q_test], train.x)):
-        share = memorization.memorization_share(memorization.nearest_l2(g, r), memorization.nearest_l2(t, r))
-        out.update({f"{k}_{space}": v for k, v in share.items()})
+    share = memorization.memorization_share(memorization.nearest_l2(gen_f[q_gen], train_f),
+                                            memorization.nearest_l2(test_f[q_test], train_f))
+    out.update({f"{k}_judge": v for k, v in share.items()})
+    # The pixel parts do not depend on the judge: computed once, shared with further judges' contexts.
+    out.update(ctx.memo("pixel:memorization", lambda: _memorization_pixels(ctx, train.x, q_gen, q_test, rng)))
     path = ctx.figure("memorization")
     if path is not None:
         from condgan.report.figures import neighbour_grid
@@ -230,6 +266,35 @@ def _memorization(ctx: EvalContext) -> dict[str, float]:
         i_feat, _ = memorization.nearest_neighbours(gen_f[shown], train_f, NEIGHBOURS_SHOWN, "l2")
         rows = [torch.cat([ctx.gen_x[s:s + 1], train.x[i_pix[j]], train.x[i_feat[j]]]) for j, s in enumerate(shown)]
         neighbour_grid(to_uint8_nhwc(torch.cat(rows)), len(shown), 1 + 2 * NEIGHBOURS_SHOWN, path)
+    return out
+
+
+def _memorization_pixels(ctx: EvalContext, train_x: torch.Tensor, q_gen: np.ndarray, q_test: np.ndarray,
+                         rng: np.random.Generator) -> dict[str, float]:
+    share = memorization.memorization_share(memorization.nearest_l2(ctx.gen_x[q_gen], train_x),
+                                            memorization.nearest_l2(ctx.real.x[q_test], train_x))
+    out = {f"{k}_pixel": v for k, v in share.items()}
+    if ctx.label_kind == "class":
+        out.update(_nn_per_class(ctx, train_x, rng))
+    return out
+
+
+def _nn_per_class(ctx: EvalContext, train_x: torch.Tensor, rng: np.random.Generator) -> dict[str, float]:
+    """Per class: median pixel-L2 distance of up to NN_PER_CLASS samples, and as many real test
+    images, to their nearest training image (the second is what a novel image of the class scores;
+    samples much closer than it hug the training set)."""
+    out: dict[str, float] = {}
+    medians = {"nn_l2_pixel": [], "real_nn_l2_pixel": []}
+    real_y = ctx.real.y.numpy()
+    for k in range(ctx.num_classes):
+        for key, x, y in (("nn_l2_pixel", ctx.gen_x, ctx.gen_y), ("real_nn_l2_pixel", ctx.real.x, real_y)):
+            idx = np.flatnonzero(y == k)
+            idx = np.sort(rng.choice(idx, min(NN_PER_CLASS, len(idx)), replace=False))
+            value = float(np.median(memorization.nearest_l2(x[idx], train_x))) if len(idx) else float("nan")
+            out[f"{key}/class_{k}"] = value
+            medians[key].append(value)
+    for key, values in medians.items():
+        out[f"{key}_mean"] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
     return out
 
 

@@ -44,3 +44,21 @@ def save_scatter(points: np.ndarray, labels: np.ndarray | None, path: str | Path
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def first_per_class_grid(images: np.ndarray, labels: np.ndarray | None, num_classes: int, rows: int,
+                         max_columns: int = 20) -> np.ndarray:
+    """A grid of uint8 N×H×W×C samples as found in a samples file: column k holds the first `rows`
+    samples labelled k (classes 0 … min(num_classes, max_columns) − 1; cells of a class with fewer
+    samples stay blank). Without labels: the first samples, `max_columns` to a row."""
+    n, h, w, c = images.shape
+    if labels is None:
+        cols = min(max_columns, n)
+        take = images[:rows * cols]
+        return tile(take, -(-len(take) // cols), cols)
+    cols = min(num_classes, max_columns)
+    cells = np.full((rows * cols, h, w, c), 255, np.uint8)
+    for k in range(cols):
+        idx = np.flatnonzero(labels == k)[:rows]
+        cells[np.arange(len(idx)) * cols + k] = images[idx]
+    return tile(cells, rows, cols)
