@@ -34,7 +34,7 @@ from condgan.data.base import to_uint8_nhwc
 from condgan.errors import ConfigError
 from condgan.evaluation.context import EvalContext
 from condgan.metrics import cas, clusters, correlation, discriminability, diversity, fid, inception_score
-from condgan.metrics import interpolation, kid, memorization, prdc
+from condgan.metrics import interpolation, kid, memorization, prdc, stats
 from condgan.metrics.msssim import default_settings
 from condgan.registry import Registry
 
@@ -71,8 +71,9 @@ class EvalMetric:
     it needs ("judge", "features"; MS-SSIM and interpolation need none), which kinds of sample
     labels it applies to (condgan.samples: "class", "cluster", "none"), whether it is computed
     again for each further judge (`per_judge`; only when it needs the judge's features or logits),
-    and which of its keys do not depend on the judge (`judge_free`, e.g. memorisation's pixel part:
-    no spread across judges is reported for them)."""
+    which of its keys do not depend on the judge (`judge_free`, e.g. memorisation's pixel part:
+    no spread across judges is reported for them), and whether it runs without real images
+    (`without_real`: it needs none, or takes the real set's feature statistics, `EvalContext.real_stats`)."""
 
     fn: Callable[[EvalContext], dict[str, float]]
     extractor: Callable[[EvalContext], str]
@@ -80,6 +81,7 @@ class EvalMetric:
     labels: tuple[str, ...]
     per_judge: bool = True
     judge_free: Callable[[str], bool] = lambda key: False
+    without_real: bool = False
 
     def uses_judge(self, features_are_judge: bool) -> bool:
         """Whether this metric's numbers depend on the judge's weights (and so differ between judges)."""
@@ -109,29 +111,44 @@ ANY_LABELS = ("class", "cluster", "none")
 
 def _register(name: str, extractor: Callable[[EvalContext], str], needs: tuple[str, ...] = ("judge",),
               labels: tuple[str, ...] = ("class",), per_judge: bool = True,
-              judge_free: Callable[[str], bool] = lambda key: False):
-    return lambda fn: EVAL_METRICS.add(name, EvalMetric(fn, extractor, needs, labels, per_judge, judge_free))
+              judge_free: Callable[[str], bool] = lambda key: False, without_real: bool = False):
+    return lambda fn: EVAL_METRICS.add(name, EvalMetric(fn, extractor, needs, labels, per_judge, judge_free,
+                                                        without_real))
 
 
 _FEATURES = lambda ctx: ctx.features.id  # noqa: E731
+
+
+def _features_vs_stats(ctx: EvalContext) -> str:
+    """The extractor id, and where the real side's statistics came from when not from real images."""
+    if ctx.real_stats is None:
+        return ctx.features.id
+    return f"{ctx.features.id}; real: statistics file ({ctx.real_stats.source}, {ctx.real_stats.extractor_id})"
 _JUDGE = lambda ctx: ctx.judge.id  # noqa: E731
 
 
-@_register("is", _FEATURES, ("features",), ANY_LABELS)
+@_register("is", _FEATURES, ("features",), ANY_LABELS, without_real=True)
 def _is(ctx: EvalContext) -> dict[str, float]:
     # Salimans et al. 2016: 10 splits; over the judge, IS is bounded by num_classes.
     return inception_score.inception_score(ctx.gen(ctx.features)[1], splits=10)
 
 
-@_register("fid", _FEATURES, ("features",), ANY_LABELS)
+@_register("fid", _features_vs_stats, ("features",), ANY_LABELS, without_real=True)
 def _fid(ctx: EvalContext) -> dict[str, float]:
-    real = ctx.real_test(ctx.features)[0]
+    gen = ctx.gen(ctx.features)[0]
+    if ctx.real_stats is not None:
+        out = stats.fid_from_stats(ctx.real_stats, gen, ctx.features.id)
+    else:
+        out = fid.fid(ctx.real_test(ctx.features)[0], gen)
+    if ctx.real is None:
+        return out
     # The floor: FID between two disjoint random halves of the real test set, same features. What a
     # generator as good as the data would score at this sample size (half the real set per side, so
     # it sits a little above the FID of a perfect generator against the whole set).
+    real = ctx.real_test(ctx.features)[0]
     half = np.random.default_rng(ctx.options.seed).permutation(len(real))
     floor = fid.fid(real[half[:len(real) // 2]], real[half[len(real) // 2:]])["fid"]
-    return {**fid.fid(real, ctx.gen(ctx.features)[0]), "fid_real_floor": floor}
+    return {**out, "fid_real_floor": floor}
 
 
 @_register("kid", _FEATURES, ("features",), ANY_LABELS)
@@ -144,8 +161,10 @@ def _prdc(ctx: EvalContext) -> dict[str, float]:
     return prdc.prdc(ctx.real_test(ctx.features)[0], ctx.gen(ctx.features)[0], k=5)
 
 
-@_register("intra_fid", _FEATURES, ("features",))
+@_register("intra_fid", _features_vs_stats, ("features",), without_real=True)
 def _intra_fid(ctx: EvalContext) -> dict[str, float]:
+    if ctx.real_stats is not None:
+        return stats.intra_fid_from_stats(ctx.real_stats, ctx.gen(ctx.features)[0], ctx.gen_y, ctx.features.id)
     return fid.intra_class_fid(ctx.real_test(ctx.features)[0], ctx.real.y.numpy(), ctx.gen(ctx.features)[0],
                                ctx.gen_y)
 
