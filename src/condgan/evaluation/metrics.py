@@ -290,28 +290,40 @@ def _memorization(ctx: EvalContext) -> dict[str, float]:
 
 def _memorization_pixels(ctx: EvalContext, train_x: torch.Tensor, q_gen: np.ndarray, q_test: np.ndarray,
                          rng: np.random.Generator) -> dict[str, float]:
-    share = memorization.memorization_share(memorization.nearest_l2(ctx.gen_x[q_gen], train_x),
-                                            memorization.nearest_l2(ctx.real.x[q_test], train_x))
+    """Pixel-L2 nearest training neighbours of the share's queries and, for class labels, of the
+    per-class draws (`_nn_per_class`), in one exhaustive search (one pass over the training set)."""
+    per_class = _per_class_queries(ctx, rng) if ctx.label_kind == "class" else []
+    queries = [ctx.gen_x[q_gen], ctx.real.x[q_test]] + [x for _, _, x in per_class]
+    dist = memorization.nearest_l2(torch.cat(queries), train_x)
+    parts = np.split(dist, np.cumsum([len(q) for q in queries])[:-1])
+    share = memorization.memorization_share(parts[0], parts[1])
     out = {f"{k}_pixel": v for k, v in share.items()}
-    if ctx.label_kind == "class":
-        out.update(_nn_per_class(ctx, train_x, rng))
+    if per_class:
+        out.update(_nn_per_class([(key, k, d) for (key, k, _), d in zip(per_class, parts[2:])]))
     return out
 
 
-def _nn_per_class(ctx: EvalContext, train_x: torch.Tensor, rng: np.random.Generator) -> dict[str, float]:
-    """Per class: median pixel-L2 distance of up to NN_PER_CLASS samples, and as many real test
-    images, to their nearest training image (the second is what a novel image of the class scores;
-    samples much closer than it hug the training set)."""
-    out: dict[str, float] = {}
-    medians = {"nn_l2_pixel": [], "real_nn_l2_pixel": []}
+def _per_class_queries(ctx: EvalContext, rng: np.random.Generator) -> list[tuple[str, int, torch.Tensor]]:
+    """(key, class, images): up to NN_PER_CLASS samples and as many real test images of each class."""
+    out = []
     real_y = ctx.real.y.numpy()
     for k in range(ctx.num_classes):
         for key, x, y in (("nn_l2_pixel", ctx.gen_x, ctx.gen_y), ("real_nn_l2_pixel", ctx.real.x, real_y)):
             idx = np.flatnonzero(y == k)
-            idx = np.sort(rng.choice(idx, min(NN_PER_CLASS, len(idx)), replace=False))
-            value = float(np.median(memorization.nearest_l2(x[idx], train_x))) if len(idx) else float("nan")
-            out[f"{key}/class_{k}"] = value
-            medians[key].append(value)
+            out.append((key, k, x[np.sort(rng.choice(idx, min(NN_PER_CLASS, len(idx)), replace=False))]))
+    return out
+
+
+def _nn_per_class(distances: list[tuple[str, int, np.ndarray]]) -> dict[str, float]:
+    """Per class: the median pixel-L2 distance of the class's samples, and of as many real test
+    images, to their nearest training image (the second is what a novel image of the class scores;
+    samples much closer than it hug the training set)."""
+    out: dict[str, float] = {}
+    medians: dict[str, list[float]] = {"nn_l2_pixel": [], "real_nn_l2_pixel": []}
+    for key, k, d in distances:
+        value = float(np.median(d)) if len(d) else float("nan")
+        out[f"{key}/class_{k}"] = value
+        medians[key].append(value)
     for key, values in medians.items():
         out[f"{key}_mean"] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
     return out
