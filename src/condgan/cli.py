@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
 from condgan.errors import EXIT_USER_ERROR, CondganError, ConfigError, RunDirError, TrainingStopped, one_line
 from condgan.io import check_writable
@@ -266,6 +266,13 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors in one line (as every other condgan error), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from condgan.evaluation.metrics import EVAL_METRICS
     from condgan.evaluation.suite import DEFAULT_METRICS
@@ -274,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     from condgan.metrics.classifier import JUDGE_EPOCHS
     from condgan.metrics.stats import CONVENTIONS
 
-    parser = argparse.ArgumentParser(prog="condgan", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="condgan", description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
 
     p = verbs.add_parser("train", help="train a model into a run directory")
