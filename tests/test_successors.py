@@ -99,7 +99,8 @@ def test_tac_losses_match_the_formula():
     s_fake, l_fake = (_np(t) for t in method.D(gen_x))
     assert l_real.shape == (16, 2 * K)  # C's K logits, then the twin's K
     c_real, c_fake = step.real_c.numpy(), step.gen_c.numpy()
-    expected_d = np_bce(s_real, 1) + np_bce(s_fake, 0) + 0.7 * (np_ce(l_real[:, :K], c_real) + np_ce(l_fake[:, K:], c_fake))
+    expected_d = (np_bce(s_real, 1) + np_bce(s_fake, 0)
+                  + 0.7 * (np_ce(l_real[:, :K], c_real) + np_ce(l_fake[:, K:], c_fake)))  # C on real, twin on fake
     expected_g = np_bce(s_fake, 1) + 0.7 * (np_ce(l_fake[:, :K], c_fake) - np_ce(l_fake[:, K:], c_fake))
     assert d_loss.item() == pytest.approx(expected_d, rel=1e-5)
     assert g_loss.item() == pytest.approx(expected_g, rel=1e-5)
