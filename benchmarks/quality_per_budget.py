@@ -51,6 +51,11 @@ from condgan.training import loop  # noqa: E402
 # entry -> (preset, overrides). The default recipe is the acgan-fashion-mnist preset's.
 ENTRIES: dict[str, tuple[str, list[str]]] = {
     "acgan-paper": ("acgan-fashion-mnist", []),
+    "tacgan": ("tacgan-fashion-mnist", []),
+    "adcgan": ("adcgan-fashion-mnist", []),
+    "reacgan": ("reacgan-fashion-mnist", []),
+    "lapgan": ("lapgan-fashion-mnist", []),
+    "cclapgan": ("cclapgan-fashion-mnist", []),
     "plain-loop": ("acgan-fashion-mnist", []),
 }
 DEFAULT_ENTRY = "acgan-paper"  # the entry the targets are checked for
