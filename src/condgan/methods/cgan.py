@@ -35,15 +35,17 @@ class CGAN(AdversarialPair):
     conditional = True
 
     def __init__(self, G: nn.Module, D: nn.Module, cfg: Config, num_classes: int) -> None:
-        super().__init__(G, D, num_classes, cfg.model.z_dim, cfg.method.g_source_loss, cfg.optim.d_lr, cfg.optim.g_lr)
+        super().__init__(G, D, num_classes, cfg.model.z_dim, cfg.method.g_source_loss, cfg.optim.d_lr, cfg.optim.g_lr,
+                         cfg.method.d_source_loss)
 
     def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        gen_x = self.generated(step)
+        gen_x, aug = self.generated(step), self.d_terms.augment
         if phase.role == "D":
-            s_real = self.D(step.real_x, step.real_c)
-            s_fake = self.D(gen_x.detach(), step.gen_c)
-            return d_source_loss(s_real, s_fake), {
+            real_x = self.d_terms.real(step.real_x, step.step)
+            s_real = self.D(aug(real_x), step.real_c)
+            s_fake = self.D(aug(gen_x.detach()), step.gen_c)
+            return self.d_terms.with_r1(d_source_loss(s_real, s_fake, self.d_source_loss), {
                 "D/p_real": torch.sigmoid(s_real).mean().detach(),
                 "D/p_fake": torch.sigmoid(s_fake).mean().detach(),
-            }
-        return g_source_loss(self.D(gen_x, step.gen_c), self.g_source_loss), {}
+            }, s_real, real_x, step.step)
+        return g_source_loss(self.D(aug(gen_x), step.gen_c), self.g_source_loss), {}

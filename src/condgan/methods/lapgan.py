@@ -77,7 +77,7 @@ class LAPGAN(Method):
             [LevelDiscriminator(channels, s, num_classes, m.d_channels, m.dropout) for s in self.sizes[:-1]]
             + [CoarseDiscriminator(channels, self.sizes[-1], num_classes, m.hidden, m.dropout)]
         )
-        self.g_source_loss = cfg.method.g_source_loss
+        self.g_source_loss, self.d_source_loss = cfg.method.g_source_loss, cfg.method.d_source_loss
         self._lrs = (cfg.optim.d_lr, cfg.optim.g_lr)
 
     # ------------------------------------------------------------------ noise and sampling
@@ -146,10 +146,14 @@ class LAPGAN(Method):
         return step.cache[key]
 
     def _judge(self, k: int, x: torch.Tensor, c: torch.Tensor, step: StepInputs) -> torch.Tensor:
-        """D_k's logit for x = I_K (coarsest) or x = h_k (with the real l_k)."""
+        """D_k's logit for x = I_K (coarsest) or x = h_k (with the real l_k), of the image D_k sees
+        augmented by the recipe's DiffAugment (`d_terms`)."""
         if k == self.K:
-            return self.D[k](x, self._c(c))
-        return self.D[k](x, self._low(k, step), self._c(c))
+            return self.D[k](self.d_terms.augment(x), self._c(c))
+        low = self._low(k, step)
+        if self.d_terms.policy:  # D_k reads h + l_k only (pyramid.LevelDiscriminator): augment that image
+            x = self.d_terms.augment(x + low) - low
+        return self.D[k](x, low, self._c(c))
 
     def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         k = phase.level
@@ -160,8 +164,11 @@ class LAPGAN(Method):
         fake_c = step.gen_c if k == self.K else step.real_c
         if phase.role == "D":
             real = self._real(k, step) if k == self.K else self._real(k, step) - self._low(k, step)
+            real = self.d_terms.real(real, step.step)
             s_real = self._judge(k, real, step.real_c, step)
             s_fake = self._judge(k, fake.detach(), fake_c, step)
-            return d_source_loss(s_real, s_fake), {f"D{k}/p_real": torch.sigmoid(s_real).mean().detach(),
-                          f"D{k}/p_fake": torch.sigmoid(s_fake).mean().detach()}
+            return self.d_terms.with_r1(d_source_loss(s_real, s_fake, self.d_source_loss),
+                                        {f"D{k}/p_real": torch.sigmoid(s_real).mean().detach(),
+                                         f"D{k}/p_fake": torch.sigmoid(s_fake).mean().detach()},
+                                        s_real, real, step.step, name=f"D{k}/r1")
         return g_source_loss(self._judge(k, fake, fake_c, step), self.g_source_loss), {}
