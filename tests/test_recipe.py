@@ -4,7 +4,6 @@ R1, n_dis and per-player Adam settings, each for every method and each off by de
 import dataclasses
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +15,7 @@ import condgan.methods.gan as gan
 from cli_data import write_fashion_like
 from condgan.cli import main
 from condgan.config import Config, RecipeConfig, preset_or_path, resolve_config, rule_of
-from condgan.errors import ConfigError
+from condgan.errors import CheckpointError, ConfigError
 from condgan.methods import StepInputs, build_method
 from condgan.methods.diffaugment import POLICIES, color, cutout, diff_augment, translation
 from condgan.methods.gan import GAN, d_source_loss, g_source_loss
@@ -170,6 +169,19 @@ def test_spectral_norm_of_both_players():
         method.loss(method.phase("D"), _step(method))
     sigmas = _top_singular_values(method.G)
     assert sigmas and all(abs(s - 1) < 0.05 for s in sigmas), sigmas
+
+
+def test_spectral_norm_is_part_of_the_architecture(fm, tmp_path):
+    plain, normed = tmp_path / "plain", tmp_path / "normed"
+    train(run_cfg(fm, "method.name=gan", "train.steps=1"), plain, progress=False)
+    train(run_cfg(fm, "method.name=gan", "train.steps=1", "recipe.spectral_norm=d"), normed, progress=False)
+    with pytest.raises(CheckpointError, match="made for another architecture: recipe.spectral_norm is 'd' there, "
+                                              "'none' in this run's config.yaml"):
+        load_run(plain, checkpoint=list_checkpoints(normed)[-1])
+    with pytest.raises(ConfigError, match="cannot resume .* with a different recipe.spectral_norm: saved 'none', "
+                                          "given 'd'"):
+        train(run_cfg(fm, "method.name=gan", "train.steps=2", "recipe.spectral_norm=d"), plain, resume=True,
+              progress=False)
 
 
 # ---------------------------------------------------------------- hinge loss

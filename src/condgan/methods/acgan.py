@@ -9,6 +9,8 @@ D maximises L_S + L_C and G maximises L_C − L_S (paper eq. 2–3). As minimise
     G (non_saturating):        BCE(s_fake, 1) + w·CE(k_fake, c_fake)
 where s are source logits, k class logits, and BCE/CE are batch means of negative log-likelihoods.
 One G forward per step is shared by both phases: D sees it detached, G's phase reuses its graph.
+The source terms follow `method.d_source_loss`/`g_source_loss` (hinge: methods/gan.py); every image D
+sees passes through the recipe's DiffAugment, and D's loss gains its R1 term (methods/recipe.py).
 """
 
 from __future__ import annotations

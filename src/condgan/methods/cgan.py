@@ -7,6 +7,8 @@ Both players see the class y (here c): min_G max_D V = E_{x,c}[log D(x|c)] + E_{
     G (non_saturating): BCE(s(G(z, c), c), 1)     # = −E[log D(G(z|c)|c)]
 How D reads c is `method.cgan_variant`: "concat" (one-hot appended to the input, the paper's
 construction) or "projection" (Miyato & Koyama 2018); see `condgan.nets.conditional`.
+The source terms follow `method.d_source_loss`/`g_source_loss` (hinge: methods/gan.py); every image D
+sees passes through the recipe's DiffAugment, and D's loss gains its R1 term (methods/recipe.py).
 """
 
 from __future__ import annotations

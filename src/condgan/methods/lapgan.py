@@ -13,6 +13,9 @@ Per level the objective is the GAN value function (paper eq. 1; eq. 2 adds the c
                 or  BCE(D_k(fake), 1) = −log D_k(fake)        (non_saturating; the official code's)
 with batch means; the paper's coin flip between a real and a generated h_k for each example is
 replaced by a batch of each. Phases D0, G0, …, DK, GK are data (`phases()`), one optimiser each.
+The source terms follow `method.d_source_loss`/`g_source_loss` (hinge: methods/gan.py); every image D
+sees passes through the recipe's DiffAugment, and D's loss gains its R1 term (methods/recipe.py). DiffAugment
+augments the image D_k judges: I_K, or h_k + l_k at the finer levels.
 
 Sampling runs coarse to fine (paper eq. 4): Ĩ_K = G_K(z_K), Ĩ_k = u(Ĩ_{k+1}) + G_k(z_k, u(Ĩ_{k+1})).
 The noise of all levels is one flat vector per sample (`latent`): z_K (model.z_dim) followed by one

@@ -15,6 +15,9 @@ A conditional G and D over k pseudo-classes that come from the data itself (pape
   official code's "standard" loss).
 True labels are never read for training: a real sample's condition is `assignment[real_idx]`.
 They are only compared with the partition, for the purity/NMI diagnostics that are logged.
+The source terms follow `method.d_source_loss`/`g_source_loss` (hinge: methods/gan.py); every image D
+sees passes through the recipe's DiffAugment, and D's loss gains its R1 term (methods/recipe.py). The k-means
+features of a re-clustering are those of unaugmented images.
 
 Conditional D: the logit is D.source(h) + D.classes(h)[c] with h = D.features(x), i.e. a
 projection discriminator (Miyato & Koyama 2018, eq. 3: ψ(h) + y·Vh, with V = the class head's

@@ -45,25 +45,25 @@ class GeneratorEMA:
         self.decay, self.start = decay, start
         self.method = copy.deepcopy(method).eval().requires_grad_(False)
         self.prefixes = generator_prefixes(method, phases)
-        live = dict(method.named_parameters())
-        ours = dict(self.method.named_parameters())
-        g_names = [n for n in live if n.startswith(self.prefixes)]
-        self._averaged = ([ours[n] for n in g_names], [live[n] for n in g_names])
-        live_rest = {**{n: t for n, t in live.items() if n not in set(g_names)}, **dict(method.named_buffers())}
-        ours_rest = {**ours, **dict(self.method.named_buffers())}
-        self._copied = ([ours_rest[n] for n in live_rest], list(live_rest.values()))
+        live, ours = dict(method.named_parameters()), dict(self.method.named_parameters())
+        g_names = {n for n in live if n.startswith(self.prefixes)}
+        # (average, trained) pairs: G's parameters are averaged, every other parameter and every buffer copied.
+        self._averaged = [(ours[n], live[n]) for n in sorted(g_names)]
+        ours_buffers = dict(self.method.named_buffers())
+        self._copied = [(ours[n], t) for n, t in live.items() if n not in g_names] + \
+            [(ours_buffers[n], t) for n, t in method.named_buffers()]
 
     @torch.no_grad()
     def update(self, step: int, g_updated: bool) -> None:
         """After training step `step`: average G's parameters if G was updated, copy the rest."""
-        ours, live = self._averaged
-        if g_updated and ours:
-            if step < self.start:
-                torch._foreach_copy_(ours, live)
-            else:
-                torch._foreach_lerp_(ours, live, 1.0 - self.decay)  # θ + (1 − β)(θ_G − θ) = βθ + (1 − β)θ_G
-        if self._copied[0]:
-            torch._foreach_copy_(*self._copied)
+        if g_updated:
+            for average, trained in self._averaged:
+                if step < self.start:
+                    average.copy_(trained)
+                else:
+                    average.lerp_(trained, 1.0 - self.decay)  # θ + (1 − β)(θ_G − θ) = βθ + (1 − β)θ_G
+        for copy_, trained in self._copied:
+            copy_.copy_(trained)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The averaged G's entries (parameters and buffers) under the method's state-dict names."""

@@ -14,6 +14,11 @@ condgan.training.speed. While phase i runs, parameters that no phase from i on u
 e.g. G's phase backpropagates through D without computing D's weight gradients (stylegan2-ada's
 loop does the same with `requires_grad_`).
 
+The recipe (docs/quality.md) enters as data: `recipe.n_dis` multiplies G's phase intervals
+(`methods.every_n_dis`), each phase's Adam gets its role's betas (`OptimConfig.betas`), and with
+`recipe.ema_decay` > 0 a `GeneratorEMA` (condgan.training.ema) is updated after each step; grids
+and monitors draw from it (`Session.sampled`) and checkpoints carry it under "ema".
+
 Faults (docs/reliability.md): rank 0 holds the run directory's lock (condgan.run.lock) from before
 it reads anything until the process ends; nothing in the directory changes until the data, the
 method and the checkpoint have loaded (condgan.run.directory.plan_run_dir / start_run_dir); the
