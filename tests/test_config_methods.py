@@ -37,6 +37,10 @@ OWN_KEYS = {
     "lapgan": {"pyramid_levels"},
     "cclapgan": {"pyramid_levels", "class_splits", "split_mode"},
     "selfcond": {"num_clusters", "recluster_every", "cluster_fit_size"},
+    "tacgan": {"class_weight", "class_splits", "split_mode"},
+    "adcgan": {"class_weight", "class_splits", "split_mode"},
+    "reacgan": {"class_weight", "embed_dim", "temperature", "positive_margin", "negative_margin", "class_splits",
+                "split_mode"},
 }
 
 
@@ -53,7 +57,7 @@ def test_every_method_has_its_section_with_only_the_keys_it_reads():
     ("acgan", "num_clusters=5", "selfcond"),
     ("selfcond", "cgan_variant=projection", "cgan"),
     ("cgan", "pyramid_levels=2", "cclapgan, lapgan"),
-    ("lapgan", "class_weight=0.5", "acgan"),
+    ("lapgan", "class_weight=0.5", "acgan, adcgan, reacgan, tacgan"),
 ])
 def test_a_key_of_another_method_is_refused_by_name(name, key, readers):
     with pytest.raises(ConfigError) as info:
@@ -67,7 +71,7 @@ def test_a_key_of_another_method_is_refused_by_name(name, key, readers):
 def test_class_splits_only_for_methods_that_read_them(name):
     for key in ("class_splits=2", "split_mode=random", "class_splits=1"):
         with pytest.raises(ConfigError, match=f"method.{key.split('=')[0]}: needs a conditional method, found "
-                                              f"method.name '{name}'.*acgan, cclapgan, cgan"):
+                                              f"method.name '{name}'.*acgan, adcgan, cclapgan, cgan, reacgan, tacgan"):
             resolve_config(overrides=[f"method.name={name}", f"method.{key}"])
 
 
@@ -81,8 +85,8 @@ def test_the_same_refusal_from_a_preset_file(tmp_path):
 def test_unknown_key_and_unknown_method():
     with pytest.raises(ConfigError, match="unknown config key method.bogus; expected one of: class_splits, class_weight"):
         resolve_config(overrides=["method.bogus=1"])
-    with pytest.raises(ConfigError, match="unknown method 'nope'; expected one of: acgan, cclapgan, cgan, gan, lapgan, "
-                                          "selfcond"):
+    with pytest.raises(ConfigError, match="unknown method 'nope'; expected one of: acgan, adcgan, cclapgan, cgan, gan, "
+                                          "lapgan, reacgan, selfcond, tacgan"):
         resolve_config(overrides=["method.name=nope"])
     with pytest.raises(ConfigError, match="method.name: expected str, found 3"):
         resolve_config(overrides=["method.name=3"])
@@ -138,13 +142,13 @@ def test_the_config_module_alone_knows_every_method():
     code = ("from condgan.config import METHOD_CONFIGS, resolve_config\n"
             "print(resolve_config().method.name, ','.join(METHOD_CONFIGS.names()))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, check=True)
-    assert out.stdout.split() == ["acgan", "acgan,cclapgan,cgan,gan,lapgan,selfcond"]
+    assert out.stdout.split() == ["acgan", "acgan,adcgan,cclapgan,cgan,gan,lapgan,reacgan,selfcond,tacgan"]
 
 
 # ---------------------------------------------------------------- configs written before the change
 
 
-@pytest.mark.parametrize("name", sorted(OWN_KEYS))
+@pytest.mark.parametrize("name", ["acgan", "cclapgan", "cgan", "gan", "lapgan", "selfcond"])  # the methods of then
 def test_legacy_flat_method_section_loads(tmp_path, name):
     legacy = resolve_config(overrides=[f"method.name={name}"]).to_dict()
     legacy["method"] = {**LEGACY_METHOD, "name": name}

@@ -42,6 +42,9 @@ METHODS = [
     ["method.name=lapgan"],
     ["method.name=cclapgan"],
     ["method.name=selfcond", "method.num_clusters=3", "method.cluster_fit_size=40", "method.recluster_every=1"],
+    ["method.name=tacgan"],
+    ["method.name=adcgan"],
+    ["method.name=reacgan", "method.embed_dim=16"],
 ]
 
 

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
 from condgan.errors import EXIT_USER_ERROR, CondganError, ConfigError, RunDirError, TrainingStopped, one_line
 from condgan.io import check_writable
@@ -187,7 +187,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       checkpoint=Path(args.checkpoint) if args.checkpoint else None, n=args.n, real=args.real,
                       data_dir=args.data_dir,
                       metrics=tuple(metrics) if metrics else None, judge_paths=judge_paths, judges=args.judges,
-                      inception_weights=Path(weights) if weights else None, device=args.device)
+                      inception_weights=Path(weights) if weights else None, device=args.device,
+                      real_stats=Path(args.real_stats) if args.real_stats else None,
+                      real_stats_from=args.real_stats_from)
     result = run_eval(req, EvalOptions(pairs=args.pairs, seed=args.seed, progress=not args.no_progress,
                                        cas_epochs=args.cas_epochs))
     for name, extractor in result["extractors"].items():
@@ -204,29 +206,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from condgan.data import load_dataset
-    from condgan.metrics.classifier import default_judge_path, load_judge
-    from condgan.metrics.features import inception_extractor, inception_weights_from_env, judge_extractor
-    from condgan.metrics.stats import dataset_stats, save_stats
+    from condgan.api import stats as write_stats
+    from condgan.metrics.features import inception_weights_from_env
 
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise ConfigError(f"--out {out}: expected a file name ending in .npz")
-    data = load_dataset(args.data, args.split, data_dir=args.data_dir)
-    if not data.is_image:
-        raise ConfigError(f"--data {args.data}: holds 2D points; statistics are of image features")
     weights = None if args.judge else inception_weights_from_env(args.inception_weights)
-    if weights:
-        extractor = inception_extractor(weights, device=args.device)
-    else:
-        judge = load_judge(args.judge or default_judge_path(data.name, tuple(data.x.shape[1:])), device=args.device)
-        extractor = judge_extractor(judge, device=args.device)
-    stats = dataset_stats(data, args.split, extractor, progress=not args.no_progress,
-                          per_class=not args.no_class_stats)
-    save_stats(stats, out)
-    classes = f", {len(stats.classes)} classes" if stats.has_classes else ""
-    print(f"wrote {out}: {stats.num_samples} samples of {data.name} {args.split}, {stats.feature_dim}-d features"
-          f"{classes}, extractor {stats.extractor_id}")
+    out = write_stats(args.data, args.out, split=args.split, data_dir=args.data_dir, judge=args.judge,
+                      inception_weights=weights, per_class=not args.no_class_stats, device=args.device,
+                      progress=not args.no_progress)
+    classes = f", {len(out.classes)} classes" if out.has_classes else ""
+    print(f"wrote {args.out}: {out.num_samples} samples of {out.dataset} {args.split}, {out.feature_dim}-d features"
+          f"{classes}, extractor {out.extractor_id}")
     return 0
 
 
@@ -278,14 +267,22 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors in one line (as every other condgan error), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from condgan.evaluation.metrics import EVAL_METRICS
     from condgan.evaluation.suite import DEFAULT_METRICS
     from condgan.methods import METHODS
     from condgan.metrics.cas import CAS_EPOCHS
     from condgan.metrics.classifier import JUDGE_EPOCHS
+    from condgan.metrics.stats import CONVENTIONS
 
-    parser = argparse.ArgumentParser(prog="condgan", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="condgan", description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
 
     p = verbs.add_parser("train", help="train a model into a run directory")
@@ -369,6 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
                    f"classifier of the cas metric (default: {CAS_EPOCHS})")
     p.add_argument("--inception-weights", help="FID Inception weights for is/fid/kid/prdc/intra_fid "
                    "(default: $CONDGAN_INCEPTION_WEIGHTS, else the judge)")
+    p.add_argument("--real-stats", metavar="FILE", help="real statistics .npz (`condgan stats`, pytorch-fid, "
+                   "clean-fid) that fid and intra_fid compare with instead of the real images; without --real only "
+                   "is, fid and intra_fid run")
+    p.add_argument("--real-stats-from", metavar="CONVENTION", help="who wrote a foreign --real-stats file (no "
+                   f"extractor id inside): one of {', '.join(CONVENTIONS)}, or an extractor id")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                    help="where the judge, Inception and a --run's generator run")

@@ -212,6 +212,38 @@ def gather(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([o[:int(s.item())] for o, s in zip(out, sizes)]).to(x.device)
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward hands each rank the summed gradient of its own slice."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        ctx.rows = (dist.get_rank() * len(x), (dist.get_rank() + 1) * len(x))
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        # Every rank's loss may depend on every slice: this rank's slice gets the sum over ranks.
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.rows[0]:ctx.rows[1]]
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Every rank's `x` (the same shape on each) concatenated in rank order, differentiable.
+
+    For losses that couple the samples of a batch (e.g. ReACGAN's negatives): each rank computes
+    the loss of its own samples against the global batch; gradients reach the rank that owns
+    each sample, so with DDP's averaging a W-rank run gets the single-process gradient. A
+    collective: every rank must call it, with the same shape, in the same order. Without a
+    process group it returns `x`.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    return _GatherWithGrad.apply(x)
+
+
 def shard(n: int, dist_info: DistInfo | None = None) -> range:
     """The contiguous part of `range(n)` this rank handles (balanced: sizes differ by at most one)."""
     d = dist_info or info()

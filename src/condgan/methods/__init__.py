@@ -7,14 +7,17 @@ from typing import Callable
 from condgan.config import Config, RecipeConfig
 from condgan.errors import ConfigError
 from condgan.methods.acgan import ACGAN
+from condgan.methods.adcgan import ADCGAN
 from condgan.methods.base import Method, Phase, StepInputs, every_n_dis
 from condgan.methods.cgan import CGAN
 from condgan.methods.class_splits import ClassSplitConfig, build_class_splits
-from condgan.methods.gan import GAN
 from condgan.methods.diffaugment import parse_policy
+from condgan.methods.gan import GAN
 from condgan.methods.lapgan import LAPGAN
+from condgan.methods.reacgan import ReACGAN
 from condgan.methods.recipe import DiscriminatorTerms, apply_spectral_norm
 from condgan.methods.selfcond import SelfCondGAN
+from condgan.methods.tacgan import TACGAN
 from condgan.nets import DataSpec, build_pair
 from condgan.nets.conditional import build_cgan_pair
 from condgan.registry import Registry
@@ -55,6 +58,27 @@ def _gan(cfg: Config, spec: DataSpec) -> Method:
 def _cgan(cfg: Config, spec: DataSpec) -> Method:
     G, D = build_cgan_pair(cfg.model, spec, cfg.method.cgan_variant)
     return CGAN(G, D, cfg, spec.num_classes)
+
+
+@METHODS.register("tacgan")
+def _tacgan(cfg: Config, spec: DataSpec) -> Method:
+    G, _ = build_pair(cfg.model, spec, spec.num_classes)
+    _, D = build_pair(cfg.model, spec, 2 * spec.num_classes)  # class head: C and its twin C_mi, K logits each
+    return TACGAN(G, D, cfg, spec.num_classes)
+
+
+@METHODS.register("adcgan")
+def _adcgan(cfg: Config, spec: DataSpec) -> Method:
+    G, _ = build_pair(cfg.model, spec, spec.num_classes)
+    _, D = build_pair(cfg.model, spec, 2 * spec.num_classes)  # class head: real class k, generated class k
+    return ADCGAN(G, D, cfg, spec.num_classes)
+
+
+@METHODS.register("reacgan")
+def _reacgan(cfg: Config, spec: DataSpec) -> Method:
+    G, _ = build_pair(cfg.model, spec, spec.num_classes)
+    _, D = build_pair(cfg.model, spec, cfg.method.embed_dim)  # class head: the embedding layer
+    return ReACGAN(G, D, cfg, spec.num_classes)
 
 
 def build_method(cfg: Config, spec: DataSpec) -> Method:

@@ -343,8 +343,13 @@ def _subtitle(result: dict) -> str:
     weights = f" ({i['generator_weights']})" if i.get("generator_weights") else ""
     source = (f"run {i['run']} at step {i.get('run_step')}{weights}" if i.get("run") else
               f"samples file {i['samples']}" if i.get("samples") else "samples")
-    return (f"{source}: {i.get('num_samples')} samples ({i.get('label_kind')} labels) against the "
-            f"{i.get('real')} {i.get('real_split', 'test')} split ({i.get('num_real')} images)")
+    stats = i.get("real_stats")
+    against = (f"the {i.get('real')} {i.get('real_split') or 'test'} split ({i.get('num_real') or '?'} images)"
+               + (f"; fid/intra_fid against a statistics file ({stats['source']}, {stats['extractor_id']})"
+                  if stats else ""))
+    if stats and "num_classes" not in i:  # statistics alone, no real images
+        against = f"statistics of {i.get('real')} ({stats['source']}, {stats['extractor_id']}); no real images"
+    return f"{source}: {i.get('num_samples')} samples ({i.get('label_kind')} labels) against {against}"
 
 
 def render_page(result: dict, title: str) -> str:
