@@ -11,6 +11,7 @@ MS-SSIM against real, and CAS with `--cas`). Entries (`--entries`, comma-separat
 
     acgan-paper     the AC-GAN paper's objective and condgan's default nets (preset acgan-fashion-mnist)
     plain-loop      benchmarks/reference_loop.py on the same nets and losses (the single-file reference)
+    acgan-modern    the same nets with the modern recipe (preset acgan-fashion-mnist-modern, docs/quality.md)
     ...             every other entry is a preset name with optional overrides, listed in ENTRIES
 
 Results go to OUT/<entry>-seed<S>.json (an existing file is reused, so an interrupted benchmark
@@ -57,6 +58,9 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     "lapgan": ("lapgan-fashion-mnist", []),
     "cclapgan": ("cclapgan-fashion-mnist", []),
     "plain-loop": ("acgan-fashion-mnist", []),
+    # SN on D, hinge, G-EMA (the curve and the final samples come from the average), DiffAugment
+    # translation, betas (0, 0.999): docs/quality.md
+    "acgan-modern": ("acgan-fashion-mnist-modern", []),
 }
 DEFAULT_ENTRY = "acgan-paper"  # the entry the targets are checked for
 PAPER_ENTRY = "acgan-paper"

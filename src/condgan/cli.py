@@ -112,7 +112,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     cols = check_classes(classes, max(run.method.num_classes, 1)) if args.grid else None  # Self-Cond GAN: clusters
     samples = draw_samples(run.method, args.n, Classes.balanced(classes), seed=args.seed, device=device)
     path = write_samples(args.out, samples)
-    print(f"wrote {len(samples)} samples to {path} (step {run.step}, {run.checkpoint}; labels: {samples.label_kind})")
+    print(f"wrote {len(samples)} samples to {path} (step {run.step}, {run.checkpoint}; labels: {samples.label_kind}"
+          f"{'; generator: ' + run.weights if run.ema else ''})")
     if args.grid:
         z = run.method.latent(args.grid_rows, generator=torch.Generator().manual_seed(args.seed))
         print(f"wrote grid {save_png(class_grid(run.method, z, cols, device), args.grid)}")

@@ -24,16 +24,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from condgan.config import Config, load_config, resolve_config
+from condgan.config import Config, RecipeConfig, load_config, resolve_config
 from condgan.data.base import to_uint8_nhwc
 from condgan.dist import DistInfo, gather, shard
 from condgan.errors import CheckpointError, ConfigError
 from condgan.methods import Method, build_method
 from condgan.nets import DataSpec
 from condgan.report.grid import tile
-from condgan.run.checkpoint import latest_checkpoint, load_checkpoint, load_model_state
+from condgan.run.checkpoint import latest_checkpoint, load_checkpoint, load_ema_state, load_model_state
 from condgan.run.directory import CONFIG_FILE
 from condgan.samples import Samples, make_samples
+
+
+def generator_weights(recipe: RecipeConfig, ema: bool) -> str:
+    """What samples come from, as every output says it: "G-EMA (recipe.ema_decay 0.999, from step 0)"
+    for the averaged generator (condgan.training.ema), else "live G"."""
+    return f"G-EMA (recipe.ema_decay {recipe.ema_decay:g}, from step {recipe.ema_start})" if ema else "live G"
 
 
 @dataclass
@@ -44,14 +50,24 @@ class LoadedRun:
     sample_shape: tuple[int, ...]
     step: int
     checkpoint: Path
+    ema: bool = False  # the generator holds the checkpoint's G-EMA weights
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def weights(self) -> str:
+        """Which generator weights the samples come from (`generator_weights`)."""
+        return generator_weights(self.config.recipe, self.ema)
 
-def load_run(run: str | Path, checkpoint: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedRun:
-    """The model of a run directory (its newest checkpoint unless `checkpoint` is given), in eval mode."""
+
+def load_run(run: str | Path, checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
+             use_ema: bool = True) -> LoadedRun:
+    """The model of a run directory (its newest checkpoint unless `checkpoint` is given), in eval mode.
+
+    When the checkpoint holds G-EMA weights (`recipe.ema_decay` > 0), the generator is the average
+    unless `use_ema` is False; `LoadedRun.ema` and `.weights` say which."""
     run = Path(run)
     path = Path(checkpoint) if checkpoint else latest_checkpoint(run)
     if path is None:
@@ -69,13 +85,16 @@ def load_run(run: str | Path, checkpoint: str | Path | None = None, device: str 
     except ConfigError as exc:  # e.g. a resolution the architecture does not support
         raise CheckpointError(f"checkpoint {path}: cannot build its model ({exc})") from None
     load_model_state(method, state["model"], path)
+    ema = use_ema and state.get("ema") is not None
+    if ema:
+        load_ema_state(method, state["ema"], path)
     method.to(device).eval()
-    return LoadedRun(method, cfg, names, spec.sample_shape, int(state["step"]), path)
+    return LoadedRun(method, cfg, names, spec.sample_shape, int(state["step"]), path, ema)
 
 
 def _check_same_model(run_cfg: Config, ckpt_cfg: Config, path: Path) -> None:
-    """Refuse a checkpoint whose data/model/method settings differ from the run's config."""
-    for section in ("data", "model", "method"):
+    """Refuse a checkpoint whose data/model/method/recipe settings differ from the run's config."""
+    for section in ("data", "model", "method", "recipe"):
         ours, theirs = getattr(run_cfg, section).__dict__, getattr(ckpt_cfg, section).__dict__
         for key in ours:
             if key != "data_dir" and ours[key] != theirs[key]:

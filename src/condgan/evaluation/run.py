@@ -172,7 +172,10 @@ def run_eval(req: EvalRequest, options: EvalOptions = EvalOptions()) -> dict:
         result["figures"] = {"samples": "samples.png", **result["figures"]}
     result["inputs"].update({"samples": str(req.samples) if req.samples else None,
                              "run": str(req.run) if req.run else None,
-                             "run_step": loaded.step if loaded else None, "judge_test_accuracy": judges[0].test_accuracy if judges else None,
+                             "run_step": loaded.step if loaded else None,
+                             # which generator drew them: "G-EMA (...)" or "live G" (condgan.sampling.load_run)
+                             "generator_weights": loaded.weights if loaded else None,
+                             "judge_test_accuracy": judges[0].test_accuracy if judges else None,
                              "real_stats_file": str(req.real_stats) if req.real_stats else None,
                              "grid": None if grid is None else ("class_grid (rows: fixed z, columns: classes)"
                                                                 if loaded is not None else

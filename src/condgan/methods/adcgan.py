@@ -19,6 +19,8 @@ cancels in it, so it is the mean logit gap k[K + c] − k[c]. The classifier is 
 2K outputs on D's shared features (`D.classes`, built with 2K classes), as in the authors'
 code, which also uses λ = 1 for D and G (their `D_lambda`, `G_lambda`). Their code numbers the
 labels 2k (real) and 2k + 1 (generated); the order of a linear head's outputs is immaterial.
+The source terms follow `method.d_source_loss`/`g_source_loss` (hinge: methods/gan.py); every image D
+sees passes through the recipe's DiffAugment, and D's loss gains its R1 term (methods/recipe.py).
 """
 
 from __future__ import annotations
@@ -60,16 +62,18 @@ class ADCGAN(AdversarialPair):
     conditional = True
 
     def __init__(self, G: nn.Module, D: nn.Module, cfg: Config, num_classes: int) -> None:
-        super().__init__(G, D, num_classes, cfg.model.z_dim, cfg.method.g_source_loss, cfg.optim.d_lr, cfg.optim.g_lr)
+        super().__init__(G, D, num_classes, cfg.model.z_dim, cfg.method.g_source_loss, cfg.optim.d_lr, cfg.optim.g_lr,
+                         cfg.method.d_source_loss)
         self.class_weight = cfg.method.class_weight
 
     def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        gen_x = self.generated(step)
+        gen_x, aug = self.generated(step), self.d_terms.augment
         K = self.num_classes
         if phase.role == "D":
-            s_real, k_real = self.D(step.real_x)
-            s_fake, k_fake = self.D(gen_x.detach())
-            loss_s = d_source_loss(s_real, s_fake)
+            real_x = self.d_terms.real(step.real_x, step.step)
+            s_real, k_real = self.D(aug(real_x))
+            s_fake, k_fake = self.D(aug(gen_x.detach()))
+            loss_s = d_source_loss(s_real, s_fake, self.d_source_loss)
             loss_c = adc_d_class_loss(k_real, step.real_c, k_fake, step.gen_c)
             stats = {
                 "D/loss_source": loss_s.detach(),
@@ -80,8 +84,8 @@ class ADCGAN(AdversarialPair):
                 "D/p_real": torch.sigmoid(s_real).mean().detach(),
                 "D/p_fake": torch.sigmoid(s_fake).mean().detach(),
             }
-            return loss_s + self.class_weight * loss_c, stats
-        s_fake, k_fake = self.D(gen_x)
+            return self.d_terms.with_r1(loss_s + self.class_weight * loss_c, stats, s_real, real_x, step.step)
+        s_fake, k_fake = self.D(aug(gen_x))
         loss_s = g_source_loss(s_fake, self.g_source_loss)
         loss_c = adc_g_class_loss(k_fake, step.gen_c)
         stats = {

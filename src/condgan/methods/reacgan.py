@@ -29,6 +29,8 @@ formula above, its log-sum-exp computed exactly.
 Under DDP the negatives are the whole global batch (gathered with gradients, as StudioGAN does),
 so a W-rank run computes the single-process loss; a class-split sub-model, whose routed batch
 differs between ranks, takes its negatives from its own rank's samples.
+The source terms follow `method.d_source_loss`/`g_source_loss` (hinge: methods/gan.py); every image D
+sees passes through the recipe's DiffAugment, and D's loss gains its R1 term (methods/recipe.py).
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ class ReACGAN(AdversarialPair):
     def __init__(self, G: nn.Module, D: nn.Module, cfg: Config, num_classes: int) -> None:
         m = cfg.method
         super().__init__(G, EmbeddingDiscriminator(D, num_classes), num_classes, cfg.model.z_dim, m.g_source_loss,
-                         cfg.optim.d_lr, cfg.optim.g_lr)
+                         cfg.optim.d_lr, cfg.optim.g_lr, m.d_source_loss)
         self.class_weight = m.class_weight
         self.d2d_settings = (m.temperature, m.positive_margin, m.negative_margin)
         self.gather_negatives = m.class_splits == 1  # see the module docstring
@@ -107,11 +109,12 @@ class ReACGAN(AdversarialPair):
         return d2d_ce(f, self.D.proxy(c), c, f_neg, c_neg, *self.d2d_settings)
 
     def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        gen_x = self.generated(step)
+        gen_x, aug = self.generated(step), self.d_terms.augment
         if phase.role == "D":
-            s_real, f_real = self.D(step.real_x)
-            s_fake, _ = self.D(gen_x.detach())
-            loss_s = d_source_loss(s_real, s_fake)
+            real_x = self.d_terms.real(step.real_x, step.step)
+            s_real, f_real = self.D(aug(real_x))
+            s_fake, _ = self.D(aug(gen_x.detach()))
+            loss_s = d_source_loss(s_real, s_fake, self.d_source_loss)
             loss_c = self.d2d(f_real, step.real_c)
             nearest = (f_real @ F.normalize(self.D.proxies.weight, dim=1).T).argmax(1)
             stats = {
@@ -121,8 +124,8 @@ class ReACGAN(AdversarialPair):
                 "D/p_real": torch.sigmoid(s_real).mean().detach(),
                 "D/p_fake": torch.sigmoid(s_fake).mean().detach(),
             }
-            return loss_s + self.class_weight * loss_c, stats
-        s_fake, f_fake = self.D(gen_x)
+            return self.d_terms.with_r1(loss_s + self.class_weight * loss_c, stats, s_real, real_x, step.step)
+        s_fake, f_fake = self.D(aug(gen_x))
         loss_s = g_source_loss(s_fake, self.g_source_loss)
         loss_c = self.d2d(f_fake, step.gen_c)
         return loss_s + self.class_weight * loss_c, {"G/loss_source": loss_s.detach(), "G/loss_class": loss_c.detach()}

@@ -17,6 +17,8 @@ As in the authors' code, C learns from real samples only (AC-GAN here trains it 
 C_mi from generated ones only; both are linear heads on D's shared features, here the two
 K-way halves of one linear layer of 2K outputs (`D.classes`, built with 2K classes: the same
 parameters as two separate heads), and λ = 1 (their `AC_weight`) weighs every class term.
+The source terms follow `method.d_source_loss`/`g_source_loss` (hinge: methods/gan.py); every image D
+sees passes through the recipe's DiffAugment, and D's loss gains its R1 term (methods/recipe.py).
 """
 
 from __future__ import annotations
@@ -55,17 +57,19 @@ class TACGAN(AdversarialPair):
     conditional = True
 
     def __init__(self, G: nn.Module, D: nn.Module, cfg: Config, num_classes: int) -> None:
-        super().__init__(G, D, num_classes, cfg.model.z_dim, cfg.method.g_source_loss, cfg.optim.d_lr, cfg.optim.g_lr)
+        super().__init__(G, D, num_classes, cfg.model.z_dim, cfg.method.g_source_loss, cfg.optim.d_lr, cfg.optim.g_lr,
+                         cfg.method.d_source_loss)
         self.class_weight = cfg.method.class_weight
 
     def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        gen_x = self.generated(step)
+        gen_x, aug = self.generated(step), self.d_terms.augment
         if phase.role == "D":
-            s_real, logits_real = self.D(step.real_x)
-            s_fake, logits_fake = self.D(gen_x.detach())
+            real_x = self.d_terms.real(step.real_x, step.step)
+            s_real, logits_real = self.D(aug(real_x))
+            s_fake, logits_fake = self.D(aug(gen_x.detach()))
             k_real, _ = split_heads(logits_real, self.num_classes)
             _, t_fake = split_heads(logits_fake, self.num_classes)
-            loss_s = d_source_loss(s_real, s_fake)
+            loss_s = d_source_loss(s_real, s_fake, self.d_source_loss)
             loss_c = F.cross_entropy(k_real, step.real_c)
             loss_twin = F.cross_entropy(t_fake, step.gen_c)
             stats = {
@@ -77,8 +81,9 @@ class TACGAN(AdversarialPair):
                 "D/p_real": torch.sigmoid(s_real).mean().detach(),
                 "D/p_fake": torch.sigmoid(s_fake).mean().detach(),
             }
-            return loss_s + self.class_weight * (loss_c + loss_twin), stats
-        s_fake, logits_fake = self.D(gen_x)
+            return self.d_terms.with_r1(loss_s + self.class_weight * (loss_c + loss_twin), stats, s_real, real_x,
+                                        step.step)
+        s_fake, logits_fake = self.D(aug(gen_x))
         k_fake, t_fake = split_heads(logits_fake, self.num_classes)
         loss_s = g_source_loss(s_fake, self.g_source_loss)
         loss_c = tac_g_class_loss(k_fake, t_fake, step.gen_c)

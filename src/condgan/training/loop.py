@@ -14,6 +14,11 @@ condgan.training.speed. While phase i runs, parameters that no phase from i on u
 e.g. G's phase backpropagates through D without computing D's weight gradients (stylegan2-ada's
 loop does the same with `requires_grad_`).
 
+The recipe (docs/quality.md) enters as data: `recipe.n_dis` multiplies G's phase intervals
+(`methods.every_n_dis`), each phase's Adam gets its role's betas (`OptimConfig.betas`), and with
+`recipe.ema_decay` > 0 a `GeneratorEMA` (condgan.training.ema) is updated after each step; grids
+and monitors draw from it (`Session.sampled`) and checkpoints carry it under "ema".
+
 Faults (docs/reliability.md): rank 0 holds the run directory's lock (condgan.run.lock) from before
 it reads anything until the process ends; nothing in the directory changes until the data, the
 method and the checkpoint have loaded (condgan.run.directory.plan_run_dir / start_run_dir); the
@@ -48,7 +53,7 @@ from condgan.config import Config
 from condgan.data import LabelledData, load_dataset
 from condgan.device import resolve_device
 from condgan.errors import ConfigError, NonFiniteState, RunDirError, TrainingDiverged, TrainingStopped, WriteError
-from condgan.methods import Method, Phase, StepInputs, build_method
+from condgan.methods import Method, Phase, StepInputs, build_method, every_n_dis
 from condgan.nets import DataSpec
 from condgan.report.grid import save_png, save_scatter
 from condgan import dist
@@ -58,7 +63,8 @@ from condgan.run.checkpoint import (checkpoint_path, latest_checkpoint, load_che
 from condgan.run.directory import METRICS_FILE, RunPlan, plan_run_dir, start_run_dir, truncate_metrics
 from condgan.run.lock import RunLock
 from condgan.training.signals import StopSignals, signal_name
-from condgan.sampling import Classes, class_grid, generate
+from condgan.sampling import Classes, class_grid, generate, generator_weights
+from condgan.training.ema import GeneratorEMA
 from condgan.training.monitor import CollapseMonitor
 from condgan.training.speed import SpeedPlan, grad_scaler, resolve_speed, set_determinism
 
@@ -66,7 +72,8 @@ from condgan.training.speed import SpeedPlan, grad_scaler, resolve_speed, set_de
 STREAM_INIT, STREAM_STEP, STREAM_EPOCH, STREAM_GRID = 0, 1, 2, 3
 STREAM_RANK_STEP = 5  # distributed: per-rank draws inside a step (dropout); 4 is Self-Cond GAN's k-means
 
-# A periodic monitor: (every N steps, fn(method, step) -> stats to log).
+# A periodic monitor: (every N steps, fn(method, step) -> stats to log). It gets the method samples
+# are drawn from: the G-EMA copy when recipe.ema_decay > 0 (Session.sampled).
 Monitor = tuple[int, Callable[[Method, int], dict[str, float]]]
 
 
@@ -164,6 +171,7 @@ class Session:
     objectives: dict[str, nn.Module]  # distributed: phase name -> its DDP objective
     sampler: EpochSampler
     monitors: list[Monitor]
+    ema: GeneratorEMA | None  # recipe.ema_decay > 0: the average of G's weights (condgan.training.ema)
     start: int  # the first step to run (the checkpoint's step when resuming)
     last_ckpt: Path | None  # the newest checkpoint known to be good (written or loaded by this process)
     run_plan: RunPlan | None  # rank 0: what starting the run does to its directory
@@ -172,6 +180,11 @@ class Session:
     @property
     def main(self) -> bool:
         return self.dist_info.is_main
+
+    @property
+    def sampled(self) -> Method:
+        """What grids and monitors draw from: the G-EMA copy when it is on, else the trained method."""
+        return self.ema.method if self.ema is not None else self.method
 
 
 class RunLog:
@@ -269,9 +282,10 @@ def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitor
     method = build_method(cfg, data_spec(data)).to(device)
     monitors = list(monitors)
     if t.monitor_every and data.is_image and method.conditional:
-        collapse = CollapseMonitor(data.x, data.y, data.num_classes, t.monitor_patience, t.seed)
+        collapse = CollapseMonitor(data.x, data.y, data.num_classes, t.monitor_patience, t.seed,
+                                   weights=generator_weights(cfg.recipe, True) if cfg.recipe.ema else None)
         monitors.append((t.monitor_every, collapse))
-    phases = method.phases()
+    phases = every_n_dis(method.phases(), cfg.recipe.n_dis)  # G's phases every n_dis-th step
     if t.sync_bn and dist_info.enabled:
         for phase in phases:  # in place: SyncBatchNorm keeps BatchNorm's parameter and buffer names
             for name, child in list(phase.module.named_children()):
@@ -280,8 +294,7 @@ def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitor
         method.to(memory_format=torch.channels_last)
         real_x = real_x.contiguous(memory_format=torch.channels_last) if real_x.dim() == 4 else real_x
     optimizers = {
-        p.name: torch.optim.Adam(p.module.parameters(), lr=p.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
-                                 **plan.adam_kwargs())
+        p.name: torch.optim.Adam(p.module.parameters(), lr=p.lr, betas=cfg.optim.betas(p.role), **plan.adam_kwargs())
         for p in phases
     }
     # Parameters still updated by phase i or a later phase of the step; the rest are frozen in phase i.
@@ -291,6 +304,11 @@ def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitor
     start, ckpt, restored = _restore(method, optimizers, run_dir, resume, dist_info)
     if dist_info.enabled:
         dist.broadcast_module(method)  # identical start on every rank, whatever the init
+    ema = None
+    if cfg.recipe.ema:  # a copy of the restored method, before compiling (the copy stays eager)
+        ema = GeneratorEMA(method, phases, cfg.recipe.ema_decay, cfg.recipe.ema_start)
+        if restored.get("ema") is not None:
+            ema.load_state_dict(restored["ema"], ckpt)
     if plan.compile:
         for phase in phases:  # nn.Module.compile keeps the module's names (checkpoint keys) unchanged
             phase.module.compile()
@@ -302,7 +320,7 @@ def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitor
     sampler = EpochSampler(len(data.x), t.batch_size, t.seed, dist_info.rank, dist_info.world_size)
     return Session(cfg, run_dir, dist_info, device, data, real_x, real_y, plan, method, phases, optimizers,
                    {p.name: grad_scaler(plan, device) for p in phases}, trainable, owned, objectives, sampler,
-                   monitors, start, ckpt, run_plan, restored)
+                   monitors, ema, start, ckpt, run_plan, restored)
 
 
 def _restore(method: Method, optimizers: dict[str, torch.optim.Optimizer], run_dir: Path, resume: bool,
@@ -310,7 +328,7 @@ def _restore(method: Method, optimizers: dict[str, torch.optim.Optimizer], run_d
     """Load the newest checkpoint into `method` and `optimizers` when resuming.
 
     Returns its step, its path and the loop state it carries ("stats": this rank's running sums of
-    the logged statistics; "monitors": the monitors' states)."""
+    the logged statistics; "monitors": the monitors' states; "ema": the averaged generator's entries)."""
     ckpt = latest_checkpoint(run_dir) if resume and dist_info.is_main else None
     state = load_checkpoint(ckpt) if ckpt is not None else None
     if dist_info.enabled:
@@ -322,7 +340,7 @@ def _restore(method: Method, optimizers: dict[str, torch.optim.Optimizer], run_d
         load_optimizer_state(opt, state["optimizers"], name, ckpt)
     saved = state.get("stats") or []  # one entry per rank of the run that wrote it
     restored = {"stats": saved[dist_info.rank] if dist_info.rank < len(saved) else (saved[0] if saved else None),
-                "monitors": state.get("monitors") or []}
+                "monitors": state.get("monitors") or [], "ema": state.get("ema")}
     return int(state["step"]), ckpt, restored
 
 
@@ -345,7 +363,7 @@ def _step_inputs(s: Session, step: int) -> StepInputs:
 
 
 def _step(s: Session, step: int) -> None:
-    """One training step: every phase due at `step`, then the method's end-of-step hook."""
+    """One training step: every phase due at `step`, the method's end-of-step hook, then the G-EMA update."""
     inputs = _step_inputs(s, step)
     lr_scale = lr_factor(s.cfg, step)
     for i, phase in enumerate(s.phases):
@@ -385,6 +403,8 @@ def _step(s: Session, step: int) -> None:
         dist.broadcast_module(s.method, params=False)
     for name, value in s.method.on_step_end(step, s.real_x, s.real_y).items():
         stats.report(name, value)
+    if s.ema is not None:
+        s.ema.update(step, g_updated=any(step % p.interval == 0 for p in s.phases if p.role == "G"))
 
 
 def _grad_norm(opt: torch.optim.Optimizer) -> torch.Tensor:
@@ -420,19 +440,21 @@ def _log(s: Session, log: RunLog, finished: int, images_per_sec: float, bar: tqd
 
 
 def _save_grid(s: Session, finished: int) -> None:
-    """Rank 0: the class grid (images) or a scatter plot (2D points) under grids/."""
-    method, seed = s.method, derive_seed(s.cfg.train.seed, STREAM_GRID, 0)
+    """Rank 0: the class grid (images) or a scatter plot (2D points) under grids/, of the G-EMA
+    weights when they are on (then named in the PNG's Description, or the plot's title)."""
+    method, seed = s.sampled, derive_seed(s.cfg.train.seed, STREAM_GRID, 0)
     path = s.run_dir / "grids" / f"step-{finished:08d}.png"
+    caption = f"step {finished}, {generator_weights(s.cfg.recipe, True)}" if s.ema is not None else None
     was_training = method.training
     method.eval()
     if s.data.x.dim() == 4:
         z = method.latent(s.cfg.train.grid_rows, generator=torch.Generator().manual_seed(seed))
         classes = list(range(max(method.num_classes, 1)))  # the model's classes (Self-Cond GAN: clusters)
-        save_png(class_grid(method, z, classes, s.device), path)
+        save_png(class_grid(method, z, classes, s.device), path, caption=caption)
     else:
         points, labels = generate(method, 2000, Classes.prior(), seed=seed, device=s.device, uint8=True,
                                   all_ranks=False)
-        save_scatter(points, labels.numpy() if labels is not None else None, path, title=path.stem)
+        save_scatter(points, labels.numpy() if labels is not None else None, path, title=caption or path.stem)
     method.train(was_training)
 
 
@@ -445,10 +467,12 @@ def _checkpoint(s: Session, finished: int, log: RunLog) -> Path:
     refused (by the writer on rank 0, by the same check on the others: their weights are rank 0's).
     """
     extra = {"stats": dist.gather_objects(stats.state()),
-             "monitors": [getattr(fn, "state_dict", lambda: None)() for _, fn in s.monitors]}
+             "monitors": [getattr(fn, "state_dict", lambda: None)() for _, fn in s.monitors],
+             **({"ema": s.ema.state_dict()} if s.ema is not None else {})}
     try:
         if not s.main:
-            state = {"model": s.method.state_dict(), "optimizers": {n: o.state_dict() for n, o in s.optimizers.items()}}
+            state = {"model": s.method.state_dict(), "optimizers": {n: o.state_dict() for n, o in s.optimizers.items()},
+                     **extra}
             bad = non_finite(state)
             if bad is not None:
                 raise NonFiniteState(f"step {finished}: non-finite values in {bad}; checkpoint not written")
@@ -519,6 +543,9 @@ def train(
                   "without releasing it", file=sys.stderr)
         s = _setup(cfg, run_dir, resume, force, monitors, dist_info)
         t = s.cfg.train
+        if s.ema is not None and s.main:
+            print(f"condgan: note: {generator_weights(s.cfg.recipe, True)} is on: the grids, the collapse monitor, "
+                  "`condgan sample` and `condgan eval --run` use the averaged generator", file=sys.stderr)
         last_stats: dict[str, float] = {}
         t0, done = time.perf_counter(), 0
         stats.collect()  # drop anything reported before this run
@@ -542,7 +569,7 @@ def train(
                     bar.update(1)
                     for every, monitor in s.monitors:
                         if finished % every == 0 or last:
-                            for name, value in monitor(s.method, finished).items():
+                            for name, value in monitor(s.sampled, finished).items():
                                 stats.report(name, value)
                     if finished % t.log_every == 0 or last:
                         last_stats = _log(s, log, finished, done * t.batch_size / (time.perf_counter() - t0), bar)
