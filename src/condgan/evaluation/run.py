@@ -124,7 +124,9 @@ def run_eval(req: EvalRequest, options: EvalOptions = EvalOptions()) -> dict:
     judges = load_judges(req, real, {"data_dir": train.get("data_dir"), "resolution": train.get("resolution")},
                          device)
     features = inception_extractor(req.inception_weights, device) if req.inception_weights else None
-    metrics = req.metrics or default_metrics(samples.label_kind, with_run=loaded is not None)
+    # interpolation blends class vectors, which class splits cannot route
+    metrics = req.metrics or default_metrics(samples.label_kind,
+                                             with_run=loaded is not None and loaded.method.takes_class_vectors)
     result = evaluate(samples.float_images(), samples.labels, real, label_kind=samples.label_kind, judge=judges[0],
                       extra_judges=judges[1:], features=features, metrics=metrics,
                       train_data=lambda: load_dataset(name, "train", **train), run=loaded,

@@ -55,6 +55,8 @@ class Method(nn.Module):
     # False when a step may leave some of a phase's parameters without a gradient (under DDP they
     # then get zero gradients: distributed.PhaseObjective).
     uses_all_parameters_every_step: bool = True
+    # False when `generate` takes integer classes only, not class vectors (e.g. blends of one-hots).
+    takes_class_vectors: bool = True
 
     def __init__(self, num_classes: int, z_dim: int) -> None:
         super().__init__()
