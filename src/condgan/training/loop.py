@@ -591,7 +591,13 @@ def check_launch(nproc: int, cfg: Config | None, run_dir: str | Path, *, resume:
     the run directory (new, replace or resume, as rank 0 will decide) and the split of the batch."""
     if nproc < 1:
         raise ConfigError(f"--nproc: expected a positive number of processes, found {nproc}")
-    plan = plan_run_dir(Path(run_dir), cfg, resume=resume, force=force)
+    run_dir = Path(run_dir)
+    existed = run_dir.exists()
+    try:
+        plan = plan_run_dir(run_dir, cfg, resume=resume, force=force)
+    finally:
+        if not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # the writability probe made it; rank 0 makes it again under its lock
     if plan.cfg.train.batch_size % nproc:
         raise ConfigError(f"config field train.batch_size: the global batch must split evenly over {nproc} ranks, "
                           f"found {plan.cfg.train.batch_size}")
