@@ -123,10 +123,13 @@ class PerImageDataset(Dataset):
         return x, self.labels[i]
 
 
-def time_plain(cfg: Config, data: LabelledData, seconds: float) -> Rates:
-    """Images/s of the plain reference loop on the same nets and losses."""
+def time_plain(cfg: Config, data: LabelledData, seconds: float, device: str = "cpu") -> Rates:
+    """Images/s of the plain reference loop on the same nets and losses (on `device`: its batches are
+    copied there from the per-image DataLoader, as the scripts do; CUDA is synchronised at the marks)."""
     torch.manual_seed(cfg.train.seed)
     G, D = build_pair(cfg.model, DataSpec(data.sample_shape, data.num_classes), data.num_classes)
+    G, D = G.to(device), D.to(device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.optim.g_lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.optim.d_lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
     loader = DataLoader(PerImageDataset(data), batch_size=cfg.train.batch_size, shuffle=True, drop_last=True)
@@ -134,8 +137,10 @@ def time_plain(cfg: Config, data: LabelledData, seconds: float) -> Rates:
     steps, t0, c0 = 0, 0.0, 0.0
     while True:
         for real_x, real_c in loader:
+            real_x, real_c = real_x.to(device), real_c.to(device)
             b = real_x.shape[0]
-            z, gen_c = torch.randn(b, cfg.model.z_dim), torch.randint(0, data.num_classes, (b,))
+            z = torch.randn(b, cfg.model.z_dim, device=device)
+            gen_c = torch.randint(0, data.num_classes, (b,), device=device)
             # D step on a G forward of its own.
             opt_d.zero_grad()
             fake = G(z, gen_c).detach()
@@ -153,8 +158,10 @@ def time_plain(cfg: Config, data: LabelledData, seconds: float) -> Rates:
             opt_g.step()
             steps += 1
             if steps == WARMUP_STEPS:
+                sync()
                 t0, c0 = time.perf_counter(), time.process_time()
             elif steps > WARMUP_STEPS and time.perf_counter() - t0 >= seconds:
+                sync()
                 images = (steps - WARMUP_STEPS) * cfg.train.batch_size
                 return images / (time.perf_counter() - t0), images / (time.process_time() - c0)
 

@@ -72,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         return _report_training(lambda: train_split(out, _train_overrides(args), progress=not args.no_progress,
                                                     nproc=args.nproc), out, args.nproc)
-    if args.nproc and args.nproc > 1:  # local data parallelism; torchrun runs this command once per rank instead
+    if args.nproc:  # local data parallelism; torchrun runs this command once per rank instead
         return _report_training(lambda: train_spawned(args.nproc, cfg, out, resume=resume, force=args.force,
                                                       progress=not args.no_progress), out, args.nproc)
     return _report_training(lambda: train(cfg, out, resume=resume, force=args.force,
@@ -96,7 +96,8 @@ def _report_training(run: Callable[[], object], out: Path, nproc: int | None) ->
         dist.shutdown()  # under torchrun: train joined the process group
     if is_main:
         if isinstance(result, Path):  # a checkpoint: --nproc, or a split
-            print(f"run {out}: {f'{nproc} processes, ' if nproc and nproc > 1 else ''}checkpoint {result}")
+            ranks = f"{nproc} ranks, " if nproc and nproc > 1 else "1 rank, " if nproc else ""
+            print(f"run {out}: {ranks}checkpoint {result}")
         else:
             print(f"run {result.run_dir}: step {result.steps}, {result.images_per_sec:.0f} images/s, "
                   f"checkpoint {result.checkpoint}")

@@ -35,15 +35,18 @@ ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 @dataclass(frozen=True)
 class DistInfo:
-    """This process's place in the job; `world_size` 1 means no process group."""
+    """This process's place in the job; `group` False (the default) means no process group."""
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    group: bool = False  # in a process group: a launcher started this process (possibly as its only rank)
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        """Whether the distributed code runs (DDP objectives, collectives); with one rank too, so that
+        `--nproc 1` / `torchrun --nproc-per-node 1` exercise it (NCCL on one GPU)."""
+        return self.group
 
     @property
     def is_main(self) -> bool:
@@ -53,19 +56,20 @@ class DistInfo:
 def info() -> DistInfo:
     """The current process group's ranks (world size 1 when none is initialised)."""
     if dist.is_available() and dist.is_initialized():
-        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), True)
     return DistInfo()
 
 
 def launched_by_torchrun() -> bool:
-    """True when the launcher set the env:// rendezvous variables with more than one process."""
-    return all(v in os.environ for v in ENV_VARS[:2]) and int(os.environ["WORLD_SIZE"]) > 1
+    """True when a launcher set the env:// rendezvous variables (RANK and WORLD_SIZE), for any number of ranks."""
+    return all(v in os.environ for v in ENV_VARS[:2])
 
 
 def init_from_env(device_type: str) -> DistInfo:
     """Join the process group described by the environment (torchrun / SLURM / `--nproc`).
 
-    A no-op returning world size 1 when the launcher started one process. CUDA ranks are pinned to
+    A no-op returning `DistInfo()` (no group) when no launcher started this process; a launcher's
+    single rank joins a group of one. CUDA ranks are pinned to
     `cuda:LOCAL_RANK` before the group is created (NCCL needs the device; untested here: the
     project's test machine has no GPU).
     """

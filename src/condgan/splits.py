@@ -86,7 +86,7 @@ def train_split(split_dir: str | Path, overrides: Sequence[str] = (), *, progres
     """Train (or continue) one split of a splits root with its own config; returns its newest checkpoint.
 
     `overrides` may change what a resume may change (steps, device, threads, speed settings).
-    `nproc` > 1 trains it on that many local processes. Rank 0 (also under torchrun) writes the
+    `nproc` trains it on that many local processes (torch's elastic launcher). Rank 0 (also under torchrun) writes the
     split's job record: `started` first, then how it ended; errors are raised as they come.
     """
     from condgan.api import train_config
@@ -106,7 +106,7 @@ def train_split(split_dir: str | Path, overrides: Sequence[str] = (), *, progres
     if record:
         write_job_record(manifest, split, "started")
     try:
-        if nproc is not None and nproc > 1:
+        if nproc:
             ckpt = train_spawned(nproc, cfg, split_dir, resume=True, progress=progress)
         else:
             ckpt = train(cfg, split_dir, resume=True, progress=progress).checkpoint
