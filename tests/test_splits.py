@@ -167,7 +167,15 @@ def test_bad_init_one_line_exit_2(fm, tmp_path, capsys, case, needle):
 def test_root_is_not_a_run_and_has_no_single_checkpoint(fm, tmp_path, capsys):
     root = tmp_path / "R"
     assert _init(fm, root, 2) == 0
+    split = root / "split-001"
+    assert main(["train", "--out", str(split), "--no-progress"]) == 0
+    # --force restarts a split with its own config (its classes), here with fewer steps.
+    assert main(["train", "--out", str(split), "--force", "--steps", "1", "--no-progress"]) == 0
+    assert sorted(p.name for p in (split / "checkpoints").iterdir()) == ["ckpt-00000001.pt"]
+    assert load_config(split / "config.yaml").data.classes == (5, 6, 7, 8, 9)
     capsys.readouterr()
+    assert main(["eval", "--run", str(split), "--n", "10", "--data-dir", str(fm), "--out", str(tmp_path / "e")]) == 2
+    assert "trains classes [5, 6, 7, 8, 9] of fashion-mnist only (data.classes)" in _one_error_line(capsys)
     assert main(["train", "--out", str(root), "--data", "ring", "--steps", "1"]) == 2
     assert "is a class-splits root; train its splits instead" in _one_error_line(capsys)
     assert main(["sample", str(root), "--n", "4", "--out", str(tmp_path / "s.npz"), "--checkpoint", "x.pt"]) == 2

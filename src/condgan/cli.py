@@ -58,20 +58,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.nproc is not None and args.nproc < 1:
         raise ConfigError(f"--nproc: expected a positive number of processes, found {args.nproc}")
     out = Path(args.out)
-    # A split of `condgan splits init` trains with its own config: started, or resumed, by the same command.
-    split = args.config is None and not args.force and split_of_dir(out) is not None
-    resume = args.resume or split
-    cfg = train_config(args.config, out, _train_overrides(args), resume)
+    # A split of `condgan splits init` trains with its own config: started, resumed (or with --force
+    # restarted) by the same command.
+    split = args.config is None and split_of_dir(out) is not None
+    resume = args.resume or (split and not args.force)
+    cfg = train_config(args.config, out, _train_overrides(args), resume) if not split else None
     if args.dry_run:
         import yaml
 
-        print(yaml.safe_dump((cfg or resolve_config(base=read_yaml(out / CONFIG_FILE))).to_dict(), sort_keys=False))
+        saved = resolve_config(base=read_yaml(out / CONFIG_FILE), overrides=_train_overrides(args)) if split else cfg
+        print(yaml.safe_dump((saved or resolve_config(base=read_yaml(out / CONFIG_FILE))).to_dict(), sort_keys=False))
         return 0
     if split:
         from condgan.splits import train_split
 
+        if args.resume and args.force:
+            raise RunDirError("--resume and --force exclude each other: resume continues a run, force replaces it")
+
         return _report_training(lambda: train_split(out, _train_overrides(args), progress=not args.no_progress,
-                                                    nproc=args.nproc), out, args.nproc)
+                                                    nproc=args.nproc, force=args.force), out, args.nproc)
     if args.nproc:  # local data parallelism; torchrun runs this command once per rank instead
         return _report_training(lambda: train_spawned(args.nproc, cfg, out, resume=resume, force=args.force,
                                                       progress=not args.no_progress), out, args.nproc)

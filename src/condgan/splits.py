@@ -32,8 +32,8 @@ from condgan.io import atomic_write, check_writable
 from condgan.methods.class_splits import ClassSplitConfig, split_classes
 from condgan.run.directory import CONFIG_FILE
 from condgan.run.lock import lock_holder
-from condgan.run.splits import (LOGS_DIR, Split, SplitsManifest, SplitStatus, log_path, read_manifest, split_dir_name,
-                                split_of_dir, split_status, write_job_record, write_manifest)
+from condgan.run.splits import (LOGS_DIR, Split, SplitsManifest, SplitStatus, log_path, read_manifest, split_config,
+                                split_dir_name, split_of_dir, split_status, write_job_record, write_manifest)
 
 POLL_S = 0.2  # how often `run_splits` looks at its subprocesses
 
@@ -82,10 +82,12 @@ def init_splits(out: str | Path, configs: Sequence[str | Path], overrides: Seque
 
 
 def train_split(split_dir: str | Path, overrides: Sequence[str] = (), *, progress: bool = True,
-                nproc: int | None = None) -> Path:
+                nproc: int | None = None, force: bool = False) -> Path:
     """Train (or continue) one split of a splits root with its own config; returns its newest checkpoint.
 
-    `overrides` may change what a resume may change (steps, device, threads, speed settings).
+    `overrides` may change what a resume may change (steps, device, threads, speed settings);
+    `force` restarts the split from scratch (its checkpoints and logs deleted) with its config and
+    `overrides`.
     `nproc` trains it on that many local processes (torch's elastic launcher). Rank 0 (also under torchrun) writes the
     split's job record: `started` first, then how it ended; errors are raised as they come.
     """
@@ -101,15 +103,18 @@ def train_split(split_dir: str | Path, overrides: Sequence[str] = (), *, progres
     if holder is not None:  # refused before its record is touched; the loop's lock would refuse too
         raise RunDirError(f"output directory {split_dir} is being written by another condgan process "
                           f"({holder.describe()}); wait for it to end or stop it")
-    cfg = train_config(None, split_dir, overrides, resume=True)
+    if force:
+        cfg = resolve_config(base=split_config(manifest, split).to_dict(), overrides=list(overrides))
+    else:
+        cfg = train_config(None, split_dir, overrides, resume=True)
     record = int(os.environ.get("RANK", "0")) == 0
     if record:
         write_job_record(manifest, split, "started")
     try:
         if nproc:
-            ckpt = train_spawned(nproc, cfg, split_dir, resume=True, progress=progress)
+            ckpt = train_spawned(nproc, cfg, split_dir, resume=not force, force=force, progress=progress)
         else:
-            ckpt = train(cfg, split_dir, resume=True, progress=progress).checkpoint
+            ckpt = train(cfg, split_dir, resume=not force, force=force, progress=progress).checkpoint
     except TrainingStopped as stop:
         if record:
             write_job_record(manifest, split, "stopped", stop.step, str(stop))

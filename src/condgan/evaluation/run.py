@@ -18,7 +18,7 @@ import torch
 
 from condgan.data import LabelledData, load_dataset
 from condgan.device import resolve_device
-from condgan.errors import ConfigError
+from condgan.errors import ConfigError, one_line
 from condgan.evaluation.suite import EvalOptions, default_metrics, evaluate
 from condgan.metrics.classifier import Judge, default_judge_path, load_judge
 from condgan.metrics.features import inception_extractor
@@ -61,6 +61,10 @@ def _load(req: EvalRequest, pairs: int | None, seed: int) -> tuple[Samples, Labe
     if req.run is not None:
         loaded = load_run(req.run, req.checkpoint, device=resolve_device(req.device))
         d = loaded.config.data
+        if d.classes is not None:  # its labels index its own classes; the judges and test set know the dataset's
+            raise ConfigError(f"condgan eval --run {req.run}: the run trains classes {one_line(list(d.classes), 80)} "
+                              f"of {d.name} only (data.classes), labelled 0..{len(d.classes) - 1}; evaluate the "
+                              "splits root it belongs to, which routes every class to its split")
         data = dict(data_dir=req.data_dir or d.data_dir, resolution=d.resolution, channels=d.channels)
         real = load_dataset(req.real or d.name, "test", **data)
         # Drawn in the samples-file layout (uint8), so the numbers equal those of `condgan sample`'s file.

@@ -204,10 +204,6 @@ class SplitStatus:
     checkpoint: Path | None
     detail: str = ""
 
-    @property
-    def done(self) -> bool:
-        return self.state == "finished"
-
 
 def _checkpoint_step(path: Path) -> int:
     return int(path.stem.split("-")[1])  # ckpt-00000050.pt
