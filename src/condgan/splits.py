@@ -87,9 +87,9 @@ def train_split(split_dir: str | Path, overrides: Sequence[str] = (), *, progres
 
     `overrides` may change what a resume may change (steps, device, threads, speed settings);
     `force` restarts the split from scratch (its checkpoints and logs deleted) with its config and
-    `overrides`.
-    `nproc` trains it on that many local processes (torch's elastic launcher). Rank 0 (also under torchrun) writes the
-    split's job record: `started` first, then how it ended; errors are raised as they come.
+    `overrides`. `nproc` trains it on that many local processes (torch's elastic launcher). Rank 0
+    (also under torchrun) writes the split's job record: `started` first, then how it ended; errors
+    are raised as they come.
     """
     from condgan.api import train_config
     from condgan.training.loop import train, train_spawned
