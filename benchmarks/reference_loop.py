@@ -42,10 +42,12 @@ class PerImageDataset(Dataset):
         return x, self.labels[i]
 
 
-def plain_acgan(cfg: Config, data: LabelledData) -> Iterator[tuple[int, torch.nn.Module]]:
-    """Train forever; yield (steps done, G) after every step. Seeded by `cfg.train.seed`."""
+def plain_acgan(cfg: Config, data: LabelledData, device: str = "cpu") -> Iterator[tuple[int, torch.nn.Module]]:
+    """Train forever on `device` (batches are copied there from the per-image DataLoader, as the
+    scripts do); yield (steps done, G) after every step. Seeded by `cfg.train.seed`."""
     torch.manual_seed(cfg.train.seed)
     G, D = build_pair(cfg.model, DataSpec(data.sample_shape, data.num_classes), data.num_classes)
+    G, D = G.to(device), D.to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.optim.g_lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.optim.d_lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
     loader = DataLoader(PerImageDataset(data), batch_size=cfg.train.batch_size, shuffle=True, drop_last=True)
@@ -53,8 +55,10 @@ def plain_acgan(cfg: Config, data: LabelledData) -> Iterator[tuple[int, torch.nn
     steps = 0
     while True:
         for real_x, real_c in loader:
+            real_x, real_c = real_x.to(device), real_c.to(device)
             b = real_x.shape[0]
-            z, gen_c = torch.randn(b, cfg.model.z_dim), torch.randint(0, data.num_classes, (b,))
+            z = torch.randn(b, cfg.model.z_dim, device=device)
+            gen_c = torch.randint(0, data.num_classes, (b,), device=device)
             # D step on a G forward of its own.
             opt_d.zero_grad()
             fake = G(z, gen_c).detach()

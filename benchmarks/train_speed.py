@@ -102,13 +102,17 @@ def time_condgan(cfg: Config, data: LabelledData, seconds: float) -> Rates:
     return images / (marks["t1"] - marks["t0"]), images / (marks["c1"] - marks["c0"])
 
 
-def time_plain(cfg: Config, data: LabelledData, seconds: float) -> Rates:
-    """Images/s of the plain reference loop (reference_loop.py) on the same nets and losses."""
+def time_plain(cfg: Config, data: LabelledData, seconds: float, device: str = "cpu") -> Rates:
+    """Images/s of the plain reference loop (reference_loop.py) on the same nets and losses, on
+    `device` (CUDA is synchronised at the marks)."""
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     t0 = c0 = 0.0
-    for steps, _ in plain_acgan(cfg, data):
+    for steps, _ in plain_acgan(cfg, data, device):
         if steps == WARMUP_STEPS:
+            sync()
             t0, c0 = time.perf_counter(), time.process_time()
         elif steps > WARMUP_STEPS and time.perf_counter() - t0 >= seconds:
+            sync()
             images = (steps - WARMUP_STEPS) * cfg.train.batch_size
             return images / (time.perf_counter() - t0), images / (time.process_time() - c0)
     raise AssertionError("plain_acgan never stops")

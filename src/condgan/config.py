@@ -88,6 +88,9 @@ class DataConfig:
     resolution: int | None = setting(None, positive=True)  # None: the dataset's native size
     channels: int | None = setting(None, positive=True)  # None: the dataset's native channels
     num_samples: int | None = setting(None, positive=True)  # 2D toys only: how many points to draw
+    # Train on these classes of the dataset only (its class indices); inside the run they are the
+    # labels 0..k-1 in this order. None: all classes. `condgan splits init` sets it per split.
+    classes: tuple[int, ...] | None = setting(None, at_least=0)
 
 
 @dataclass(frozen=True)
@@ -224,7 +227,9 @@ class Config:
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain YAML/JSON types: sections of scalars, tuples as lists."""
+        return {section: {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+                for section, values in dataclasses.asdict(self).items()}
 
     def replace(self, **sections: Any) -> "Config":
         return dataclasses.replace(self, **sections)
@@ -235,8 +240,20 @@ def _type_name(tp: Any) -> str:
 
 
 def _coerce(value: Any, tp: Any, where: str, rule: Rule) -> Any:
-    """Check `value` against the annotation `tp` (int, float, str, bool, X | None)."""
+    """Check `value` against the annotation `tp` (int, float, str, bool, tuple[X, ...], X | None)."""
     origin = typing.get_origin(tp)
+    if origin is tuple:  # a YAML list of distinct values, each checked by the field's rule
+        (inner, _) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ConfigError(f"config field {where}: expected a non-empty list of {_type_name(inner)}, "
+                              f"found {_echo(value)}")
+        items = tuple(_coerce(v, inner, f"{where}[{i}]", rule) for i, v in enumerate(value))
+        for i, v in enumerate(items):
+            rule.check(v, f"{where}[{i}]")
+        repeated = sorted({v for v in items if items.count(v) > 1})
+        if repeated:
+            raise ConfigError(f"config field {where}: expected distinct values, found {_echo(repeated[0])} repeated")
+        return items
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -305,7 +322,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
             kwargs[name] = _coerce(value, tp, f"{prefix}{name}", rule_of(fields[name]))
     out = cls(**kwargs)
     for name, f in fields.items():
-        if not dataclasses.is_dataclass(hints[name]):
+        if not dataclasses.is_dataclass(hints[name]) and not isinstance(getattr(out, name), tuple):  # tuples: per item
             rule_of(f).check(getattr(out, name), f"{prefix}{name}")
     return out
 

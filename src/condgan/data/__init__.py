@@ -12,20 +12,20 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
-from condgan.data.base import LabelledData, convert_channels, images_to_unit_range, resize_images, to_uint8_nhwc
+from condgan.data.base import LabelledData, check_class_indices, convert_channels, images_to_unit_range, resize_images, to_uint8_nhwc
 from condgan.data.cifar import load_cifar10
-from condgan.data.folder import load_folder
+from condgan.data.folder import class_folders, load_folder
 from condgan.data.idx import load_idx
 from condgan.data.stacked import BASES as STACKED_BASES, load_stacked
 from condgan.data.toy2d import DEFAULT_NUM_SAMPLES, load_toy
 from condgan.errors import ConfigError
 from condgan.registry import Registry
 
-__all__ = ["DATASETS", "LabelledData", "dataset_names", "images_to_unit_range", "load_dataset", "to_uint8_nhwc"]
+__all__ = ["DATASETS", "LabelledData", "dataset_class_names", "dataset_names", "images_to_unit_range", "load_dataset", "to_uint8_nhwc"]
 
 SPLITS = ("train", "test")
 
@@ -40,6 +40,7 @@ class DataRequest:
     channels: int | None
     num_samples: int | None
     seed: int
+    classes: tuple[int, ...] | None = None  # a loader may skip other classes' files (load_dataset selects them anyway)
 
 
 def _load_folder(r: DataRequest) -> LabelledData:
@@ -49,7 +50,7 @@ def _load_folder(r: DataRequest) -> LabelledData:
         # A folder is one set; silently reusing it as the test split would evaluate on training data.
         raise ConfigError(f"dataset 'folder' has only the split 'train', found {r.split!r}; "
                           "point data_dir at the folder holding the test images instead")
-    return load_folder(r.data_dir, resolution=r.resolution, channels=r.channels)
+    return load_folder(r.data_dir, resolution=r.resolution, channels=r.channels, only_classes=r.classes)
 
 
 def _load_toy(name: str) -> Callable[[DataRequest], LabelledData]:
@@ -78,6 +79,25 @@ for _base in STACKED_BASES:  # "stacked-mnist", "stacked-fashion-mnist": 1000 mo
     DATASETS.add(f"stacked-{_base}", _load_stacked(_base))
 
 
+def select_classes(data: LabelledData, classes: Sequence[int]) -> LabelledData:
+    """The samples of `classes` (indices into `data`'s classes), relabelled 0..k-1 in the order given."""
+    k = data.num_classes
+    check_class_indices(classes, k, data.name)
+    local = torch.full((k,), -1, dtype=torch.long)
+    local[torch.tensor(list(classes))] = torch.arange(len(classes))
+    keep = local[data.y] >= 0
+    return LabelledData(data.x[keep], local[data.y[keep]], tuple(data.class_names[c] for c in classes), data.name)
+
+
+def dataset_class_names(name: str, data_dir: str | os.PathLike | None = None) -> tuple[str, ...]:
+    """The class names of dataset `name` (index = label); a folder's are read without decoding images."""
+    if name == "folder":
+        if data_dir is None:
+            raise ConfigError("dataset 'folder' needs data_dir (--data-dir): the folder of class sub-folders")
+        return tuple(d.name for d in class_folders(Path(data_dir).expanduser()))
+    return load_dataset(name, "train", data_dir=data_dir).class_names
+
+
 def dataset_names() -> list[str]:
     """The names `load_dataset` accepts."""
     return DATASETS.names()
@@ -97,6 +117,7 @@ def load_dataset(
     channels: int | None = None,
     num_samples: int | None = None,
     seed: int = 0,
+    classes: Sequence[int] | None = None,
 ) -> LabelledData:
     """Load dataset `name` as a LabelledData: images N×C×H×W in [-1, 1] or N×2 points.
 
@@ -111,6 +132,8 @@ def load_dataset(
         num_samples: images: a random subset of this size (drawn with `seed`, kept in file order);
             2D toys: the number of points drawn (default 100000).
         seed: drives the subset choice and the toy draws.
+        classes: keep only these classes (indices into the dataset's classes), relabelled 0..k-1 in
+            the order given, with their names; applied before `num_samples`. None keeps all.
     """
     loader = DATASETS.get(name)
     if split not in SPLITS:
@@ -120,8 +143,10 @@ def load_dataset(
     if channels is not None and channels not in (1, 3):
         raise ConfigError(f"channels: expected 1 or 3, found {channels!r}")
     request = DataRequest(split, Path(data_dir).expanduser() if data_dir is not None else None,
-                          resolution, channels, num_samples, seed)
+                          resolution, channels, num_samples, seed, tuple(classes) if classes is not None else None)
     data = loader(request)
+    if classes is not None:
+        data = select_classes(data, classes)
     if num_samples is not None and num_samples < len(data):
         # Subset before resizing, so only the kept images are resized.
         keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:num_samples].sort().values

@@ -9,12 +9,13 @@ one pair of conversions between the two: u ↦ u/127.5 − 1 and x ↦ round((x 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from condgan.errors import DataError
+from condgan.errors import ConfigError, DataError, one_line
 
 # ITU-R BT.601 luma weights, the ones PIL's convert("L") uses, so that RGB→gray gives the same
 # result whether it happens in PIL (image folders) or on tensors.
@@ -76,6 +77,15 @@ class LabelledData:
         if not self.is_image:
             raise DataError(f"{self.name} holds points of shape {self.sample_shape}, not images")
         return to_uint8_nhwc(self.x)
+
+
+def check_class_indices(classes: Sequence[int], num_classes: int, dataset: str) -> None:
+    """Refuse a `data.classes` selection that is empty, repeats a class or leaves [0, num_classes)."""
+    bad = [c for c in classes if not 0 <= c < num_classes]
+    if bad or not classes or len(set(classes)) != len(classes):
+        found = f"class {bad[0]}" if bad else one_line(list(classes), 80)
+        raise ConfigError(f"config field data.classes: expected distinct class indices in [0, {num_classes}) of "
+                          f"{dataset}, found {found}")
 
 
 def images_to_unit_range(images: np.ndarray) -> torch.Tensor:

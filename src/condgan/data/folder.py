@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from condgan.data.base import LabelledData, images_to_unit_range
+from condgan.data.base import LabelledData, check_class_indices, images_to_unit_range
 from condgan.errors import DataError, one_line
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm"})
@@ -30,8 +30,8 @@ def _is_visible(name: str) -> bool:
     return not name.startswith(".")
 
 
-def list_images(root: str | os.PathLike) -> tuple[list[tuple[Path, int]], tuple[str, ...]]:
-    """The (image path, label) pairs under `root`, sorted, and the class names."""
+def class_folders(root: str | os.PathLike) -> list[Path]:
+    """The class sub-folders of `root`, sorted by name (label = position), without reading any image."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: expected a folder of class sub-folders, found {'a file' if root.exists() else 'nothing'}")
@@ -40,8 +40,21 @@ def list_images(root: str | os.PathLike) -> tuple[list[tuple[Path, int]], tuple[
         loose = sum(1 for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         raise DataError(f"{root}: expected one sub-folder per class, found none"
                         + (f" ({loose} images lie directly in it; move them into class sub-folders)" if loose else ""))
+    return class_dirs
+
+
+def list_images(root: str | os.PathLike, only_classes: Sequence[int] | None = None
+                ) -> tuple[list[tuple[Path, int]], tuple[str, ...]]:
+    """The (image path, label) pairs under `root`, sorted, and the class names (of all class folders;
+    with `only_classes`, only those labels' folders are listed)."""
+    class_dirs = class_folders(root)
+    if only_classes is not None:
+        check_class_indices(only_classes, len(class_dirs), f"folder:{root}")
+    wanted = set(range(len(class_dirs)) if only_classes is None else only_classes)
     files: list[tuple[Path, int]] = []
     for label, class_dir in enumerate(class_dirs):
+        if label not in wanted:
+            continue
         images = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
                         and p.is_file() and all(_is_visible(q) for q in p.relative_to(class_dir).parts))
         if not images:
@@ -98,7 +111,8 @@ def _decode(path: Path, mode: str, resolution: int) -> np.ndarray:
         return np.asarray(im, dtype=np.uint8)
 
 
-def load_folder(root: str | os.PathLike, resolution: int | None = None, channels: int | None = None) -> LabelledData:
+def load_folder(root: str | os.PathLike, resolution: int | None = None, channels: int | None = None,
+                only_classes: Sequence[int] | None = None) -> LabelledData:
     """Load every image under `root/<class>/` as N×C×R×R in [-1, 1], labelled by its class folder.
 
     Args:
@@ -106,9 +120,11 @@ def load_folder(root: str | os.PathLike, resolution: int | None = None, channels
         resolution: side R of the square output; None keeps the native size, which requires all
             images to share one square size.
         channels: 3 (RGB) or 1 (grayscale); None = 1 if every image is grayscale, else 3.
+        only_classes: decode only the images of these labels (labels and class names stay those of
+            the whole folder); None: all.
     """
     root = Path(root)
-    files, class_names = list_images(root)
+    files, class_names = list_images(root, only_classes)
     headers = [_header(path) for path, _ in files]
     if channels is None:
         channels = 1 if all(mode in _GRAY_MODES for mode, _ in headers) else 3

@@ -24,7 +24,7 @@ import torch
 
 from condgan.data import LabelledData, load_dataset
 from condgan.device import resolve_device
-from condgan.errors import ConfigError, SamplesError, StatsError
+from condgan.errors import ConfigError, SamplesError, StatsError, one_line
 from condgan.evaluation.suite import EvalOptions, default_metrics, evaluate
 from condgan.metrics.classifier import Judge, default_judge_path, load_judge
 from condgan.metrics.features import Extractor, inception_extractor, judge_extractor
@@ -71,6 +71,10 @@ def _load(req: EvalRequest, pairs: int | None, seed: int) -> tuple[Samples, Labe
     if req.run is not None:
         loaded = load_run(req.run, req.checkpoint, device=resolve_device(req.device))
         d = loaded.config.data
+        if d.classes is not None:  # its labels index its own classes; the judges and test set know the dataset's
+            raise ConfigError(f"condgan eval --run {req.run}: the run trains classes {one_line(list(d.classes), 80)} "
+                              f"of {d.name} only (data.classes), labelled 0..{len(d.classes) - 1}; evaluate the "
+                              "splits root it belongs to, which routes every class to its split")
         data = dict(data_dir=req.data_dir or d.data_dir, resolution=d.resolution, channels=d.channels)
         real = load_dataset(req.real or d.name, "test", **data)
         # Drawn in the samples-file layout (uint8), so the numbers equal those of `condgan sample`'s file.
@@ -157,8 +161,9 @@ def run_eval(req: EvalRequest, options: EvalOptions = EvalOptions()) -> dict:
         {"data_dir": train.get("data_dir"), "resolution": train.get("resolution")}, device)
     if stats is not None:
         _check_stats(stats, req.real_stats, features or judge_extractor(judges[0], device), samples)
-    metrics = req.metrics or default_metrics(samples.label_kind, with_run=loaded is not None,
-                                             real_images=real is not None)
+    metrics = req.metrics or default_metrics(
+        samples.label_kind, with_run=loaded is not None and loaded.method.takes_class_vectors,
+        real_images=real is not None)  # interpolation blends class vectors, which class splits cannot route
     result = evaluate(samples.float_images(), samples.labels, real, label_kind=samples.label_kind,
                       judge=judges[0] if judges else None, extra_judges=judges[1:], features=features,
                       metrics=metrics, train_data=(lambda: load_dataset(name, "train", **train)) if real else None,

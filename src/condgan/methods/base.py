@@ -65,6 +65,8 @@ class Method(nn.Module):
     uses_all_parameters_every_step: bool = True
     # The recipe's DiffAugment and R1 (methods/recipe.py), set by build_method; call them where D runs.
     d_terms: DiscriminatorTerms = DiscriminatorTerms()
+    # False when `generate` takes integer classes only, not class vectors (e.g. blends of one-hots).
+    takes_class_vectors: bool = True
 
     def __init__(self, num_classes: int, z_dim: int) -> None:
         super().__init__()

@@ -93,7 +93,7 @@ def lr_factor(cfg: Config, step: int) -> float:
 def load_training_data(cfg: Config) -> LabelledData:
     d = cfg.data
     return load_dataset(d.name, "train", data_dir=d.data_dir, resolution=d.resolution, channels=d.channels,
-                        num_samples=d.num_samples, seed=cfg.train.seed)
+                        num_samples=d.num_samples, seed=cfg.train.seed, classes=d.classes)
 
 
 def data_spec(data: LabelledData) -> DataSpec:
@@ -606,11 +606,28 @@ def _resume_loop_state(s: Session) -> None:
 
 
 def _rank_main(cfg: Config | None, run_dir: Path, resume: bool, force: bool, progress: bool) -> None:
-    """One spawned rank of `train_spawned` (module level: torch.multiprocessing pickles it by name)."""
+    """One rank of `train_spawned` (module level: the spawn start method pickles it by name)."""
     try:
         train(cfg, run_dir, resume=resume, force=force, progress=progress)
     finally:
         dist.shutdown()
+
+
+def check_launch(nproc: int, cfg: Config | None, run_dir: str | Path, *, resume: bool, force: bool) -> None:
+    """What `train_spawned` would refuse, checked in the launching process before any rank starts:
+    the run directory (new, replace or resume, as rank 0 will decide) and the split of the batch."""
+    if nproc < 1:
+        raise ConfigError(f"--nproc: expected a positive number of processes, found {nproc}")
+    run_dir = Path(run_dir)
+    existed = run_dir.exists()
+    try:
+        plan = plan_run_dir(run_dir, cfg, resume=resume, force=force)
+    finally:
+        if not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # the writability probe made it; rank 0 makes it again under its lock
+    if plan.cfg.train.batch_size % nproc:
+        raise ConfigError(f"config field train.batch_size: the global batch must split evenly over {nproc} ranks, "
+                          f"found {plan.cfg.train.batch_size}")
 
 
 def train_spawned(
@@ -619,10 +636,20 @@ def train_spawned(
 ) -> Path:
     """`train` in `nproc` local processes (gloo on CPU, NCCL on CUDA); returns the newest checkpoint.
 
-    The same as `torchrun --nproc-per-node nproc` on one machine; each process uses
-    `train.threads` intra-op threads (set it so that nproc × threads ≤ cores).
+    The same as `torchrun --standalone --nproc-per-node nproc` (`condgan.dist.spawn`); each process
+    uses `train.threads` intra-op threads (set it so that nproc × threads ≤ cores). Raises the
+    rank's `CondganError` (one line) or `TrainingStopped` naming the checkpoint it saved.
     """
-    dist.spawn(nproc, _rank_main, cfg, Path(run_dir), resume, force, progress)
-    ckpt = latest_checkpoint(Path(run_dir))
+    run_dir = Path(run_dir)
+    check_launch(nproc, cfg, run_dir, resume=resume, force=force)
+    try:
+        dist.spawn(nproc, _rank_main, cfg, run_dir, resume, force, progress)
+    except TrainingStopped as stop:  # the ranks saved the step they stopped at: name it
+        ckpt = latest_checkpoint(run_dir)
+        step = int(ckpt.stem.split("-")[1]) if ckpt is not None else stop.step
+        where = f"at step {step}; checkpoint {ckpt}; resume with --resume" if ckpt is not None else \
+            "before the first checkpoint"
+        raise TrainingStopped(f"stopped by {signal_name(stop.signum)} {where}", stop.signum, step, ckpt) from None
+    ckpt = latest_checkpoint(run_dir)
     assert ckpt is not None  # the last step of a finished run always writes one
     return ckpt
