@@ -5,8 +5,8 @@ Written the way the popular single-file AC-GAN scripts are: a torch DataLoader o
 __getitem__ turns one uint8 image into a PIL image and then into a normalised tensor (torchvision's
 ToTensor + Normalize, re-implemented since torchvision does not import beside the CPU torch), a G
 forward for D's step and another for G's step, `torch.optim.Adam`, the paper's losses (D: source
-BCE + class CE on real and fake; G: the minimax source loss + class CE), on condgan's nets for the
-config (`condgan.nets.build_pair`).
+BCE + class CE on real and fake; G: the config's source loss, minimax or non-saturating, + class
+CE), on condgan's nets for the config (`condgan.nets.build_pair`).
 """
 
 from __future__ import annotations
@@ -68,10 +68,12 @@ def plain_acgan(cfg: Config, data: LabelledData, device: str = "cpu") -> Iterato
                 ce(k_real, real_c) + ce(k_fake, gen_c)
             loss_d.backward()
             opt_d.step()
-            # G step: a second G forward (paper's minimax G loss, as condgan's default).
+            # G step: a second G forward; the config's G source loss (minimax: the paper's as written).
             opt_g.zero_grad()
             s_fake, k_fake = D(G(z, gen_c))
-            loss_g = -bce(s_fake, torch.zeros_like(s_fake)) + ce(k_fake, gen_c)
+            source = (-bce(s_fake, torch.zeros_like(s_fake)) if cfg.method.g_source_loss == "minimax"
+                      else bce(s_fake, torch.ones_like(s_fake)))
+            loss_g = source + ce(k_fake, gen_c)
             loss_g.backward()
             opt_g.step()
             steps += 1
