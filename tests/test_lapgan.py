@@ -125,7 +125,7 @@ def test_lapgan_learns_pyramid_statistics_and_draws_the_chain(tmp_path):
         "method.pyramid_levels=2", "model.g_channels=8", "model.d_channels=8", "model.hidden=64", "model.z_dim=16",
         "method.g_source_loss=non_saturating", "optim.g_lr=1e-3", "optim.d_lr=1e-3", "train.batch_size=32",
         "train.steps=150", "train.log_every=50", "train.grid_every=1000", "train.ckpt_every=1000"])
-    real = band_rms(load_training_data(cfg).x[:500], 2)
+    real = band_rms(load_training_data(cfg).data.x(slice(0, 500)), 2)
 
     def rel_error(method):
         with torch.no_grad():

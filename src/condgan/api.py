@@ -139,7 +139,7 @@ def evaluate(
     names = list(metrics) if metrics else default_metrics(s.label_kind)
     check_against(s, real_set, "samples", pairs if "diversity" in names else None)
     dev = resolve_device(device)
-    judge_model = load_judge(judge or default_judge_path(real_set.name, tuple(real_set.x.shape[1:])), dev)
+    judge_model = load_judge(judge or default_judge_path(real_set.name, real_set.sample_shape), dev)
     features = inception_extractor(inception_weights, dev) if inception_weights else None
     train_data = (lambda: load_dataset(real_name, "train", data_dir=data_dir)) if real_name else None
     result = run_suite(s.float_images(), s.labels, real_set, label_kind=s.label_kind, judge=judge_model,

@@ -136,7 +136,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
     data = load_dataset(args.name, args.split, data_dir=args.data_dir)
     counts = torch.bincount(data.y, minlength=data.num_classes).tolist()
-    print(json.dumps({"name": data.name, "split": args.split, "n": len(data.x), "shape": list(data.x.shape[1:]),
+    print(json.dumps({"name": data.name, "split": args.split, "n": len(data), "shape": list(data.sample_shape),
                       "classes": dict(zip(data.class_names, counts))}, indent=1))
     return 0
 
@@ -154,7 +154,7 @@ def cmd_classifier_train(args: argparse.Namespace) -> int:
         check_writable(args.out, what="--out")
     train = load_dataset(args.data, "train", data_dir=args.data_dir, resolution=args.resolution)
     test = load_dataset(args.data, "test", data_dir=args.data_dir, resolution=args.resolution)
-    shape = tuple(train.x.shape[1:])
+    shape = train.sample_shape
     path = Path(args.out) if args.out else default_judge_path(train.name, shape, args.seed)
     if path.exists() and not args.force:  # numbers elsewhere cite this judge's hash: never replace it silently
         raise RunDirError(f"judge {path} already exists; pass --force to replace it or --out to write elsewhere")
@@ -218,7 +218,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if weights:
         extractor = inception_extractor(weights, device=args.device)
     else:
-        judge = load_judge(args.judge or default_judge_path(data.name, tuple(data.x.shape[1:])), device=args.device)
+        judge = load_judge(args.judge or default_judge_path(data.name, data.sample_shape), device=args.device)
         extractor = judge_extractor(judge, device=args.device)
     stats = dataset_stats(data, args.split, extractor, progress=not args.no_progress,
                           per_class=not args.no_class_stats)

@@ -189,7 +189,7 @@ def _resolution_sweep(ctx: EvalContext) -> dict[str, float]:
                 if r == full:
                     logits = ctx.real_test(ctx.judge)[1]
                 else:
-                    small = LabelledData(discriminability.resize_down_up(data.x, r), data.y, data.class_names,
+                    small = LabelledData(discriminability.resize_down_up(data.x(), r), data.y, data.class_names,
                                          data.name)
                     logits = ctx.cached_real(small, f"test-down-up-{r}px", ctx.judge)[1]
             acc = discriminability.accuracy(logits, y, ctx.num_classes)
@@ -210,7 +210,7 @@ def _resolution_sweep(ctx: EvalContext) -> dict[str, float]:
 
 @_register("diversity", _msssim_id, ())
 def _diversity(ctx: EvalContext) -> dict[str, float]:
-    out = diversity.diversity_report(ctx.gen_x, ctx.gen_y, ctx.real.x, ctx.real.y.numpy(), ctx.num_classes,
+    out = diversity.diversity_report(ctx.gen_x, ctx.gen_y, ctx.real.x(), ctx.real.y.numpy(), ctx.num_classes,
                                      pairs_per_class=ctx.options.pairs, seed=ctx.options.seed)
     path = ctx.figure("diversity")
     if path is not None:
@@ -239,6 +239,7 @@ def _correlation(ctx: EvalContext) -> dict[str, float]:
            labels=ANY_LABELS, judge_free=lambda key: "pixel" in key)
 def _memorization(ctx: EvalContext) -> dict[str, float]:
     train = ctx.train()
+    train_x = train.x()  # float, once: the pixel distances below read it several times
     train_f = torch.from_numpy(ctx.real_train(ctx.judge)[0])
     gen_f = torch.from_numpy(ctx.gen(ctx.judge)[0])
     test_f = torch.from_numpy(ctx.real_test(ctx.judge)[0])
@@ -250,7 +251,7 @@ def _memorization(ctx: EvalContext) -> dict[str, float]:
                                             memorization.nearest_l2(test_f[q_test], train_f))
     out.update({f"{k}_judge": v for k, v in share.items()})
     # The pixel parts do not depend on the judge: computed once, shared with further judges' contexts.
-    out.update(ctx.memo("pixel:memorization", lambda: _memorization_pixels(ctx, train.x, q_gen, q_test, rng)))
+    out.update(ctx.memo("pixel:memorization", lambda: _memorization_pixels(ctx, train_x, q_gen, q_test, rng)))
     path = ctx.figure("memorization")
     if path is not None:
         from condgan.report.figures import neighbour_grid
@@ -262,9 +263,9 @@ def _memorization(ctx: EvalContext) -> dict[str, float]:
         else:
             shown = list(range(len(ctx.gen_x)))
         shown = shown[:MEMORIZATION_GRID]
-        i_pix, _ = memorization.nearest_neighbours(ctx.gen_x[shown], train.x, NEIGHBOURS_SHOWN, "l1")
+        i_pix, _ = memorization.nearest_neighbours(ctx.gen_x[shown], train_x, NEIGHBOURS_SHOWN, "l1")
         i_feat, _ = memorization.nearest_neighbours(gen_f[shown], train_f, NEIGHBOURS_SHOWN, "l2")
-        rows = [torch.cat([ctx.gen_x[s:s + 1], train.x[i_pix[j]], train.x[i_feat[j]]]) for j, s in enumerate(shown)]
+        rows = [torch.cat([ctx.gen_x[s:s + 1], train_x[i_pix[j]], train_x[i_feat[j]]]) for j, s in enumerate(shown)]
         neighbour_grid(to_uint8_nhwc(torch.cat(rows)), len(shown), 1 + 2 * NEIGHBOURS_SHOWN, path)
     return out
 
@@ -272,7 +273,7 @@ def _memorization(ctx: EvalContext) -> dict[str, float]:
 def _memorization_pixels(ctx: EvalContext, train_x: torch.Tensor, q_gen: np.ndarray, q_test: np.ndarray,
                          rng: np.random.Generator) -> dict[str, float]:
     share = memorization.memorization_share(memorization.nearest_l2(ctx.gen_x[q_gen], train_x),
-                                            memorization.nearest_l2(ctx.real.x[q_test], train_x))
+                                            memorization.nearest_l2(ctx.real.x(q_test), train_x))
     out = {f"{k}_pixel": v for k, v in share.items()}
     if ctx.label_kind == "class":
         out.update(_nn_per_class(ctx, train_x, rng))
@@ -286,8 +287,9 @@ def _nn_per_class(ctx: EvalContext, train_x: torch.Tensor, rng: np.random.Genera
     out: dict[str, float] = {}
     medians = {"nn_l2_pixel": [], "real_nn_l2_pixel": []}
     real_y = ctx.real.y.numpy()
+    real_x = ctx.real.x()
     for k in range(ctx.num_classes):
-        for key, x, y in (("nn_l2_pixel", ctx.gen_x, ctx.gen_y), ("real_nn_l2_pixel", ctx.real.x, real_y)):
+        for key, x, y in (("nn_l2_pixel", ctx.gen_x, ctx.gen_y), ("real_nn_l2_pixel", real_x, real_y)):
             idx = np.flatnonzero(y == k)
             idx = np.sort(rng.choice(idx, min(NN_PER_CLASS, len(idx)), replace=False))
             value = float(np.median(memorization.nearest_l2(x[idx], train_x))) if len(idx) else float("nan")

@@ -84,7 +84,7 @@ def load_judges(req: EvalRequest, real: LabelledData, data: dict, device) -> lis
         return [load_judge(p, device) for p in req.judge_paths]
     if isinstance(req.judges, bool) or req.judges < 1:
         raise ConfigError(f"--judges: expected a positive number of judges, found {req.judges}")
-    shape = tuple(real.x.shape[1:])
+    shape = real.sample_shape
     paths = [default_judge_path(real.name, shape, seed) for seed in range(req.judges)]
     missing = [(seed, p) for seed, p in enumerate(paths) if not p.is_file()]
     if missing:

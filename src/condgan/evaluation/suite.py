@@ -101,9 +101,9 @@ def evaluate(
             if available[need] is None:
                 raise ConfigError(f"metric {name}: expected a judge (judge=...), found none")
     for j in ([judge] if judge is not None else []) + list(extra_judges):
-        if tuple(j.sample_shape) != tuple(real.x.shape[1:]) or len(j.class_names) != real.num_classes:
+        if tuple(j.sample_shape) != real.sample_shape or len(j.class_names) != real.num_classes:
             raise ConfigError(f"judge {j.id}: expected {real.num_classes} classes of shape "
-                              f"{tuple(real.x.shape[1:])} like {real.name}, found {len(j.class_names)} classes "
+                              f"{real.sample_shape} like {real.name}, found {len(j.class_names)} classes "
                               f"of shape {tuple(j.sample_shape)}")
     if isinstance(options.cas_epochs, bool) or not isinstance(options.cas_epochs, int) or options.cas_epochs < 1:
         raise ConfigError(f"--cas-epochs: expected a positive number of epochs, found {options.cas_epochs!r}")
@@ -149,7 +149,7 @@ def evaluate(
             values.update(spread)
             keys[name] += list(spread)
     inputs = {"num_samples": int(len(gen_x)), "sample_shape": list(gen_x.shape[1:]), "label_kind": label_kind,
-              "real": real.name, "real_split": "test", "num_real": int(len(real.x)), "num_classes": real.num_classes,
+              "real": real.name, "real_split": "test", "num_real": len(real), "num_classes": real.num_classes,
               "class_names": list(real.class_names), "pairs": options.pairs, "seed": options.seed}
     return {"metrics": values, "extractors": extractors, "keys": keys, "skipped": skipped,
             "figures": dict(ctx.figures), "inputs": inputs, "seconds": seconds, "cache_hits": dict(ctx.cache_hits),
