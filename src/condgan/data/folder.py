@@ -177,7 +177,7 @@ def _decode(path: Path, mode: str, resolution: int) -> np.ndarray:
             im = _to_mode(im, mode)
             # fit = center crop to the target aspect (square), then resize.
             im = ImageOps.fit(im, (resolution, resolution), method=Image.Resampling.BICUBIC)
-            return np.asarray(im, dtype=np.uint8)
+            return np.array(im, dtype=np.uint8)  # a writable copy (torch.from_numpy needs one)
         except Exception as e:  # pixel data that does not decode (truncated, corrupt)
             raise _BadImage(f"cannot read image ({type(e).__name__}: {one_line(e, 200)})") from e
 

@@ -94,6 +94,9 @@ def pack_folder(src: str | os.PathLike, out: str | os.PathLike, resolution: int,
         raise WriteError(f"{out}: cannot write ({e.strerror or e})", out, e.strerror or str(e)) from None
     try:
         _write_shards(items, tmp, num_workers, progress)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)  # a folder's usual permissions, not mkdtemp's private 0700
         if out.exists():
             out.rmdir()  # empty, checked above; rename(2) needs it gone
         os.replace(tmp, out)

@@ -70,7 +70,7 @@ class TrainingData:
     Attributes:
         data: a LabelledData (memory) or the ImageItems read while training (stream).
         storage: "memory" or "stream".
-        reason: why (`data.storage` given, or auto's comparison), for the printed line and the run's record.
+        reason: why (`data.storage` given, or auto's comparison), for the announced line and the run's record.
         num_workers: DataLoader workers reading a streamed set.
         bad: the bad files left out or replaced (folders), named in the run's record.
     """
@@ -81,7 +81,7 @@ class TrainingData:
     num_workers: int = 0
     bad: BadFiles | None = None
     extra: dict = field(default_factory=dict)  # what else identifies the data (a pack's content hash)
-
+    chosen: bool = False  # the storage was a choice (folders and packs): training announces it
     @property
     def name(self) -> str:
         return self.data.name
@@ -113,8 +113,9 @@ class TrainingData:
         """One line: what was loaded and where it lives."""
         shape = "×".join(map(str, self.sample_shape))
         size = f", {_size(self.data.nbytes)} as {'uint8' if self.is_image else 'float32'}"
-        how = f"streamed by {self.num_workers} worker{'s' * (self.num_workers != 1)}" if self.storage == "stream" \
-            else "in memory"
+        workers = f"by {self.num_workers} worker{'s' * (self.num_workers != 1)}" if self.num_workers \
+            else "in the training process"
+        how = f"streamed {workers}" if self.storage == "stream" else "in memory"
         return f"condgan: data: {self.name}: {len(self)} samples of {shape}{size}; {how} ({self.reason})"
 
     def record(self) -> dict:
@@ -162,7 +163,7 @@ def open_training_data(d: DataConfig, seed: int) -> TrainingData:
         items = items.select(keep.numpy()) if keep is not None else items
     storage, reason = choose_storage(d.storage, items.nbytes)
     data = items.load(workers) if storage == "memory" else items
-    return TrainingData(data, storage, reason, workers, items.bad if d.name == "folder" else None, extra)
+    return TrainingData(data, storage, reason, workers, items.bad if d.name == "folder" else None, extra, chosen=True)
 
 
 class _Steps(Sampler):

@@ -234,8 +234,6 @@ def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitor
                           f"{dist_info.world_size} ranks, found {t.batch_size}")
     set_determinism(t.deterministic, device)
     data = load_training_data(cfg)
-    if dist_info.is_main:
-        print(data.describe(), file=sys.stderr, flush=True)
     sampler = EpochSampler(len(data), t.batch_size, t.seed, dist_info.rank, dist_info.world_size)
     batches = StepBatches(data, sampler, device)
     real, real_y = batches.view(), batches.y
@@ -513,6 +511,8 @@ def train(
             log = RunLog(s.run_dir, s.start, enabled=s.main)
             bar = tqdm(total=t.steps, initial=s.start, unit="step", disable=not (progress and s.main),
                        dynamic_ncols=True)
+            if s.main and s.data.chosen:  # where a folder or pack lives, and why (after every check passed)
+                tqdm.write(s.data.describe(), file=sys.stderr)
             with StopSignals() as signals:
                 for step in range(s.start, t.steps):
                     _step(s, step)
