@@ -235,8 +235,8 @@ class FolderImages(ImageItems):
                 failures.append(Failure(self.files.relative(j), str(e)))
                 if self.on_bad_file == "error" or not self.replace_bad:
                     return Item(torch.zeros(self.sample_shape, dtype=torch.uint8), i, tuple(failures), ok=False)
-        raise DataError(f"{self.root}/{self.class_names[labels[i]]}: no image of the class decodes "
-                        f"(first: {failures[0].name}: {failures[0].reason})")
+        # No file of the class decodes: reported (not raised here, where a worker would wrap it in a traceback)
+        return Item(torch.zeros(self.sample_shape, dtype=torch.uint8), i, tuple(failures), ok=False)
 
     def select(self, keep: np.ndarray) -> "FolderImages":
         c, r, _ = self.sample_shape

@@ -147,13 +147,17 @@ class ImageItems(Dataset):
         raise NotImplementedError
 
     def check(self, batch: Batch) -> None:
-        """Record a batch's failures in `bad`: a DataError under on_bad_file=error, else one warning per new file."""
+        """Record a batch's failures in `bad`: a DataError under on_bad_file=error, else one warning per new
+        file; a DataError too when a bad file found no replacement (no file of its class decodes)."""
         for failure in batch.failures:
             if self.on_bad_file == "error":
                 raise self.bad.error(failure)
             if self.bad.add(failure):
                 print(f"condgan: warning: {self.root}/{failure.name}: {failure.reason}; replaced by the next good "
-                      "file (data.on_bad_file=skip)", file=sys.stderr, flush=True)
+                      "file of its class (data.on_bad_file=skip)", file=sys.stderr, flush=True)
+        if not all(batch.ok):
+            raise DataError(f"{self.root}/{batch.failures[-1].name}: {batch.failures[-1].reason}; no file of its "
+                            "class decodes, so none can take its place")
 
     def read(self, index: np.ndarray | torch.Tensor | list[int]) -> torch.Tensor:
         """The images at `index` as uint8 N×C×H×W, read in this process."""

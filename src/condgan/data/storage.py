@@ -73,6 +73,8 @@ class TrainingData:
         reason: why (`data.storage` given, or auto's comparison), for the announced line and the run's record.
         num_workers: DataLoader workers reading a streamed set.
         bad: the bad files left out or replaced (folders), named in the run's record.
+        extra: what else identifies the data in the record (a pack's content hash).
+        chosen: the storage was a choice (folders and packs), which training announces.
     """
 
     data: Union[LabelledData, ImageItems]
@@ -80,8 +82,9 @@ class TrainingData:
     reason: str
     num_workers: int = 0
     bad: BadFiles | None = None
-    extra: dict = field(default_factory=dict)  # what else identifies the data (a pack's content hash)
-    chosen: bool = False  # the storage was a choice (folders and packs): training announces it
+    extra: dict = field(default_factory=dict)
+    chosen: bool = False
+
     @property
     def name(self) -> str:
         return self.data.name
