@@ -109,7 +109,8 @@ class ImageItems(Dataset):
     """uint8 C×H×W images by index, with their labels known up front (see the module docstring).
 
     Subclasses set `name`, `root` (where file names are relative to), `class_names`, `y` (int64 N),
-    `sample_shape` (C, H, W), `on_bad_file` and `bad`, and implement `_item(i)` and `_read(rows)`.
+    `sample_shape` (C, H, W), `on_bad_file` and `bad`, and implement `_item(i)` and `select(keep)`;
+    they may override `read` and `load` with faster bulk reads.
     """
 
     name: str

@@ -68,10 +68,6 @@ class PackIndex:
     def num_samples(self) -> int:
         return sum(n for _, n in self.shards)
 
-    @property
-    def image_bytes(self) -> int:
-        return self.resolution * self.resolution * self.channels
-
 
 def pack_folder(src: str | os.PathLike, out: str | os.PathLike, resolution: int, channels: int | None = None,
                 on_bad_file: str = "error", num_workers: int = 0, progress: bool = True) -> PackIndex:

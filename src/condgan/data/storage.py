@@ -5,7 +5,8 @@ Storage kinds (`data.storage`):
   device whole; each step indexes its batch there and converts it to float in [-1, 1].
 - stream: images read by index by `data.num_workers` DataLoader workers a few steps ahead of the
   step that uses them: an image folder (decoded, center-cropped and resized by PIL in the workers)
-  or a pack (`condgan data pack`: memory-mapped uint8 shards). Memory no longer grows with N.
+  or a pack (`condgan data pack`: memory-mapped uint8 shards). What stays in memory is tens of
+  bytes per image (its path, label and place in the permutation), not its pixels.
 - auto (the default): memory when the decoded uint8 size N×C×R×R is at most `auto_memory_limit()`
   = min(AUTO_MEMORY_BYTES = 2 GiB, a quarter of the machine's physical memory), else stream; the
   choice and its reason are printed and kept in every checkpoint's meta (`meta["data"]`).
