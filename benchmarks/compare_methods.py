@@ -6,7 +6,8 @@ no gan Fashion-MNIST preset) for the same --steps at batch 64, draws --n samples
 one Markdown table and writes a grid per method to <img>/compare-<method>.png.
 
 Labels used per method (the suite needs one per sample):
-  acgan, cgan, cclapgan  the class each sample was conditioned on (judge accuracy is reported);
+  acgan, cgan, cclapgan, tacgan, adcgan, reacgan
+                         the class each sample was conditioned on (judge accuracy is reported);
   selfcond               conditioned on k-means cluster ids, not classes: accuracy "—"; its
                          diversity groups samples by the judge's predicted class;
   gan, lapgan            unconditional: accuracy "—"; diversity groups by the judge's predicted class.
@@ -45,8 +46,11 @@ METHODS = {  # method → (preset, extra overrides)
     "lapgan": ("lapgan-fashion-mnist", []),
     "cclapgan": ("cclapgan-fashion-mnist", []),
     "selfcond": ("selfcond-fashion-mnist", []),
+    "tacgan": ("tacgan-fashion-mnist", []),
+    "adcgan": ("adcgan-fashion-mnist", []),
+    "reacgan": ("reacgan-fashion-mnist", []),
 }
-CLASS_LABELLED = {"cgan", "acgan", "cclapgan"}
+CLASS_LABELLED = {"cgan", "acgan", "cclapgan", "tacgan", "adcgan", "reacgan"}
 
 
 def fmt(v, spec: str) -> str:

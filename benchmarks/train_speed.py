@@ -6,11 +6,10 @@ Two setups, each timed on the identical G/D architecture two ways, in one run on
   cifar  the AC-GAN paper's CIFAR-10 nets (model.arch=acgan_cifar, 32×32×3, batch 64) on random
          data (10,000 images, 10 classes), so no dataset download is needed.
 "condgan" is `condgan.training.loop.train` itself (logging to metrics.jsonl/TensorBoard included;
-grids and checkpoints fall outside the window). "plain" is written the way the popular single-file
-AC-GAN scripts are: a torch DataLoader over a Dataset whose __getitem__ turns one uint8 image into
-a PIL image and then into a normalised tensor (torchvision's ToTensor + Normalize, re-implemented
-since torchvision is not installed), a G forward for D's step and another for G's step, and
-`torch.optim.Adam` with its defaults. Both use the same losses, learning rates and batch size.
+grids and checkpoints fall outside the window). "plain" is `reference_loop.plain_acgan`, written
+the way the popular single-file AC-GAN scripts are (per-image PIL decoding in a DataLoader, a G
+forward for D's step and another for G's step, `torch.optim.Adam`). Both use the same losses,
+learning rates and batch size.
 
 Each loop runs a short warm-up, then a timed window of `--seconds`; images/s counts real images
 consumed, per second of wall time and per second of this process's CPU time. On a shared machine
@@ -44,17 +43,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from condgan.config import Config, resolve_config
 from condgan.data import LabelledData
 from condgan.data.storage import TrainingData
 from condgan.methods import StepInputs, build_method
-from condgan.nets import DataSpec, build_pair
+from condgan.nets import DataSpec
 from condgan.training import loop
+from reference_loop import plain_acgan
 
 WARMUP_STEPS = 10
 RANDOM_IMAGES = 10_000
@@ -106,58 +103,20 @@ def time_condgan(cfg: Config, data: LabelledData, seconds: float) -> Rates:
     return images / (marks["t1"] - marks["t0"]), images / (marks["c1"] - marks["c0"])
 
 
-class PerImageDataset(Dataset):
-    """uint8 images decoded one at a time, as torchvision's MNIST/CIFAR10 datasets + transforms do."""
-
-    def __init__(self, data: LabelledData) -> None:
-        self.images = data.to_uint8_nhwc()  # N×H×W×C uint8, like the files on disk
-        self.labels = data.y.tolist()
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        img = self.images[i]
-        pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)  # what the dataset class hands over
-        x = torch.from_numpy(np.asarray(pil, dtype=np.uint8).copy())  # ToTensor: HWC uint8 → CHW float in [0, 1]
-        x = (x.view(*img.shape).permute(2, 0, 1).float() / 255 - 0.5) / 0.5  # Normalize(0.5, 0.5)
-        return x, self.labels[i]
-
-
-def time_plain(cfg: Config, data: LabelledData, seconds: float) -> Rates:
-    """Images/s of the plain reference loop on the same nets and losses."""
-    torch.manual_seed(cfg.train.seed)
-    G, D = build_pair(cfg.model, DataSpec(data.sample_shape, data.num_classes), data.num_classes)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.optim.g_lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.optim.d_lr, betas=(cfg.optim.beta1, cfg.optim.beta2))
-    loader = DataLoader(PerImageDataset(data), batch_size=cfg.train.batch_size, shuffle=True, drop_last=True)
-    bce, ce = F.binary_cross_entropy_with_logits, F.cross_entropy
-    steps, t0, c0 = 0, 0.0, 0.0
-    while True:
-        for real_x, real_c in loader:
-            b = real_x.shape[0]
-            z, gen_c = torch.randn(b, cfg.model.z_dim), torch.randint(0, data.num_classes, (b,))
-            # D step on a G forward of its own.
-            opt_d.zero_grad()
-            fake = G(z, gen_c).detach()
-            s_real, k_real = D(real_x)
-            s_fake, k_fake = D(fake)
-            loss_d = bce(s_real, torch.ones_like(s_real)) + bce(s_fake, torch.zeros_like(s_fake)) + \
-                ce(k_real, real_c) + ce(k_fake, gen_c)
-            loss_d.backward()
-            opt_d.step()
-            # G step: a second G forward (paper's minimax G loss, as condgan's default).
-            opt_g.zero_grad()
-            s_fake, k_fake = D(G(z, gen_c))
-            loss_g = -bce(s_fake, torch.zeros_like(s_fake)) + ce(k_fake, gen_c)
-            loss_g.backward()
-            opt_g.step()
-            steps += 1
-            if steps == WARMUP_STEPS:
-                t0, c0 = time.perf_counter(), time.process_time()
-            elif steps > WARMUP_STEPS and time.perf_counter() - t0 >= seconds:
-                images = (steps - WARMUP_STEPS) * cfg.train.batch_size
-                return images / (time.perf_counter() - t0), images / (time.process_time() - c0)
+def time_plain(cfg: Config, data: LabelledData, seconds: float, device: str = "cpu") -> Rates:
+    """Images/s of the plain reference loop (reference_loop.py) on the same nets and losses, on
+    `device` (CUDA is synchronised at the marks)."""
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    t0 = c0 = 0.0
+    for steps, _ in plain_acgan(cfg, data, device):
+        if steps == WARMUP_STEPS:
+            sync()
+            t0, c0 = time.perf_counter(), time.process_time()
+        elif steps > WARMUP_STEPS and time.perf_counter() - t0 >= seconds:
+            sync()
+            images = (steps - WARMUP_STEPS) * cfg.train.batch_size
+            return images / (time.perf_counter() - t0), images / (time.process_time() - c0)
+    raise AssertionError("plain_acgan never stops")
 
 
 def time_condgan_ranks(cfg: Config, nproc: int, steps: int) -> float:

@@ -30,6 +30,7 @@ def test_documented_examples_run(tmp_path, monkeypatch):
     assert namespace["samples"].label_kind == "class" and len(namespace["samples"]) == 1000
     assert "accuracy" in namespace["unlabelled"]["skipped"] and "fid" in namespace["unlabelled"]["keys"]
     assert 0.0 < namespace["clusters"]["metrics"]["cluster_agreement"] <= 1.0
+    assert sorted(namespace["by_stats"]["keys"]) == ["fid", "intra_fid", "is"]
 
 
 def test_evaluate_refuses_bad_arrays_by_name():

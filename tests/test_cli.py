@@ -93,3 +93,15 @@ def test_checkpoint_of_other_architecture_refused(tmp_path, fashion_dir, capsys)
 def test_console_script_entry_point():
     done = subprocess.run([sys.executable, "-m", "condgan.cli", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "train" in done.stdout
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["eval", "--samples", "s.npz"], "the following arguments are required: --out"),
+    (["evl"], "invalid choice: 'evl'"),
+    (["train", "--steps", "x"], "invalid int value: 'x'"),
+])
+def test_usage_errors_are_one_line_exit_2(argv, needle, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1 and needle in err, err

@@ -29,7 +29,7 @@ LEGACY_METHOD = {"name": "acgan", "g_source_loss": "minimax", "class_weight": 1.
 RING = ["data.name=ring", "data.num_samples=500", "model.hidden=16", "model.z_dim=4", "train.batch_size=32",
         "train.log_every=5", "train.grid_every=1000", "train.ckpt_every=5", "train.threads=1"]
 
-# Which method reads which key (besides name and g_source_loss, read by all).
+# Which method reads which key (besides name, g_source_loss and d_source_loss, read by all).
 OWN_KEYS = {
     "gan": set(),
     "cgan": {"cgan_variant", "class_splits", "split_mode"},
@@ -37,6 +37,10 @@ OWN_KEYS = {
     "lapgan": {"pyramid_levels"},
     "cclapgan": {"pyramid_levels", "class_splits", "split_mode"},
     "selfcond": {"num_clusters", "recluster_every", "cluster_fit_size"},
+    "tacgan": {"class_weight", "class_splits", "split_mode"},
+    "adcgan": {"class_weight", "class_splits", "split_mode"},
+    "reacgan": {"class_weight", "embed_dim", "temperature", "positive_margin", "negative_margin", "class_splits",
+                "split_mode"},
 }
 
 
@@ -45,7 +49,7 @@ def test_every_method_has_its_section_with_only_the_keys_it_reads():
     for name, own in OWN_KEYS.items():
         cfg = resolve_config(overrides=[f"method.name={name}"])
         assert type(cfg.method) is METHOD_CONFIGS.get(name)
-        assert set(cfg.to_dict()["method"]) == {"name", "g_source_loss"} | own
+        assert set(cfg.to_dict()["method"]) == {"name", "g_source_loss", "d_source_loss"} | own
         assert list(cfg.to_dict()["method"])[0] == "name"
 
 
@@ -53,7 +57,7 @@ def test_every_method_has_its_section_with_only_the_keys_it_reads():
     ("acgan", "num_clusters=5", "selfcond"),
     ("selfcond", "cgan_variant=projection", "cgan"),
     ("cgan", "pyramid_levels=2", "cclapgan, lapgan"),
-    ("lapgan", "class_weight=0.5", "acgan"),
+    ("lapgan", "class_weight=0.5", "acgan, adcgan, reacgan, tacgan"),
 ])
 def test_a_key_of_another_method_is_refused_by_name(name, key, readers):
     with pytest.raises(ConfigError) as info:
@@ -67,7 +71,7 @@ def test_a_key_of_another_method_is_refused_by_name(name, key, readers):
 def test_class_splits_only_for_methods_that_read_them(name):
     for key in ("class_splits=2", "split_mode=random", "class_splits=1"):
         with pytest.raises(ConfigError, match=f"method.{key.split('=')[0]}: needs a conditional method, found "
-                                              f"method.name '{name}'.*acgan, cclapgan, cgan"):
+                                              f"method.name '{name}'.*acgan, adcgan, cclapgan, cgan, reacgan, tacgan"):
             resolve_config(overrides=[f"method.name={name}", f"method.{key}"])
 
 
@@ -81,8 +85,8 @@ def test_the_same_refusal_from_a_preset_file(tmp_path):
 def test_unknown_key_and_unknown_method():
     with pytest.raises(ConfigError, match="unknown config key method.bogus; expected one of: class_splits, class_weight"):
         resolve_config(overrides=["method.bogus=1"])
-    with pytest.raises(ConfigError, match="unknown method 'nope'; expected one of: acgan, cclapgan, cgan, gan, lapgan, "
-                                          "selfcond"):
+    with pytest.raises(ConfigError, match="unknown method 'nope'; expected one of: acgan, adcgan, cclapgan, cgan, gan, "
+                                          "lapgan, reacgan, selfcond, tacgan"):
         resolve_config(overrides=["method.name=nope"])
     with pytest.raises(ConfigError, match="method.name: expected str, found 3"):
         resolve_config(overrides=["method.name=3"])
@@ -95,7 +99,8 @@ def test_unknown_key_and_unknown_method():
     (["method.class_weight=-1"], "method.class_weight: expected >= 0, found -1.0"),
     (["method.split_mode=shuffled"], "method.split_mode: expected one of contiguous, random, found 'shuffled'"),
     (["method.name=lapgan", "method.pyramid_levels=0"], "method.pyramid_levels: expected a positive number, found 0"),
-    (["method.g_source_loss=hinge"], "method.g_source_loss: expected one of minimax, non_saturating, found 'hinge'"),
+    (["method.g_source_loss=wasserstein"],
+     "method.g_source_loss: expected one of minimax, non_saturating, hinge, found 'wasserstein'"),
     (["model.dropout=1.0"], "model.dropout: expected a value in [0, 1), found 1.0"),
     (["train.monitor_patience=0"], "train.monitor_patience: expected >= 1, found 0"),
     (["train.amp=fp8"], "train.amp: expected one of auto, none, bf16, fp16, found 'fp8'"),
@@ -137,13 +142,13 @@ def test_the_config_module_alone_knows_every_method():
     code = ("from condgan.config import METHOD_CONFIGS, resolve_config\n"
             "print(resolve_config().method.name, ','.join(METHOD_CONFIGS.names()))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, check=True)
-    assert out.stdout.split() == ["acgan", "acgan,cclapgan,cgan,gan,lapgan,selfcond"]
+    assert out.stdout.split() == ["acgan", "acgan,adcgan,cclapgan,cgan,gan,lapgan,reacgan,selfcond,tacgan"]
 
 
 # ---------------------------------------------------------------- configs written before the change
 
 
-@pytest.mark.parametrize("name", sorted(OWN_KEYS))
+@pytest.mark.parametrize("name", ["acgan", "cclapgan", "cgan", "gan", "lapgan", "selfcond"])  # the methods of then
 def test_legacy_flat_method_section_loads(tmp_path, name):
     legacy = resolve_config(overrides=[f"method.name={name}"]).to_dict()
     legacy["method"] = {**LEGACY_METHOD, "name": name}
@@ -168,19 +173,24 @@ def test_saved_config_holds_only_its_methods_keys(tmp_path):
     cfg = resolve_config(overrides=["method.name=selfcond", "method.num_clusters=4"])
     save_config(cfg, tmp_path / "c.yaml")
     method = yaml.safe_load((tmp_path / "c.yaml").read_text())["method"]
-    assert method == {"name": "selfcond", "g_source_loss": "minimax", "num_clusters": 4, "recluster_every": 1000,
-                      "cluster_fit_size": 10000}
+    assert method == {"name": "selfcond", "g_source_loss": "minimax", "d_source_loss": "bce", "num_clusters": 4,
+                      "recluster_every": 1000, "cluster_fit_size": 10000}
     assert load_config(tmp_path / "c.yaml") == cfg
 
 
 def _make_legacy(run):
-    """Rewrite a run's config.yaml and its checkpoint's meta with the old flat method section."""
+    """Rewrite a run's config.yaml and its checkpoint's meta with the old flat method section
+    (which had none of the keys added since, e.g. d_source_loss)."""
+
+    def legacy(method):
+        return {**LEGACY_METHOD, **{k: v for k, v in method.items() if k in LEGACY_METHOD}}
+
     saved = yaml.safe_load((run / CONFIG_FILE).read_text())
-    saved["method"] = {**LEGACY_METHOD, **saved["method"]}
+    saved["method"] = legacy(saved["method"])
     (run / CONFIG_FILE).write_text(yaml.safe_dump(saved, sort_keys=False))
     ckpt = latest_checkpoint(run)
     state = load_checkpoint(ckpt)
-    state["meta"]["config"]["method"] = {**LEGACY_METHOD, **state["meta"]["config"]["method"]}
+    state["meta"]["config"]["method"] = legacy(state["meta"]["config"]["method"])
     torch.save(state, ckpt)
     assert set(load_checkpoint(ckpt)["meta"]["config"]["method"]) == set(LEGACY_METHOD)
 
@@ -199,7 +209,7 @@ def test_legacy_run_directory_samples_and_resumes(tmp_path):
                    resume=True, progress=False)
     assert result.steps == 10
     assert set(yaml.safe_load((run / CONFIG_FILE).read_text())["method"]) == {
-        "name", "g_source_loss", "class_weight", "class_splits", "split_mode"}
+        "name", "g_source_loss", "d_source_loss", "class_weight", "class_splits", "split_mode"}
 
 
 def test_resume_refuses_another_method_by_name(tmp_path):

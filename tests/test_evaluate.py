@@ -196,3 +196,20 @@ def test_nearest_l2_matches_exact_search():
     q, r = torch.rand(50, 1, 28, 28, generator=g) * 2 - 1, torch.rand(3000, 1, 28, 28, generator=g) * 2 - 1
     _, exact = nearest_neighbours(q.double(), r.double(), 1, "l2")
     np.testing.assert_allclose(nearest_l2(q, r, batch_size=700), exact[:, 0], rtol=1e-4)
+
+
+def test_per_class_nearest_neighbour_distances_match_brute_force(setup):
+    """With fewer than NN_PER_CLASS images per class every image is a query, so each per-class median
+    is the median of exact nearest-training-image distances (torch.cdist), for samples and real."""
+    from condgan.evaluation.metrics import NN_PER_CLASS
+
+    test, train = setup["test"], setup["train"]
+    gen_x = (test.x() + 0.3 * torch.randn(test.x().shape, generator=torch.Generator().manual_seed(2))).clamp(-1, 1)
+    gen_y = test.y.numpy()
+    assert np.bincount(gen_y).max() < NN_PER_CLASS
+    m = _eval(setup, gen_x, gen_y, ["memorization"])["metrics"]
+    for key, x in (("nn_l2_pixel", gen_x), ("real_nn_l2_pixel", test.x())):
+        exact = torch.cdist(x.flatten(1).double(), train.x().flatten(1).double()).min(1).values.numpy()
+        for k in range(10):
+            assert m[f"{key}/class_{k}"] == pytest.approx(float(np.median(exact[gen_y == k])), rel=1e-4), (key, k)
+    assert m["nn_l2_pixel_mean"] > m["real_nn_l2_pixel_mean"]  # noise moves samples away from the training set

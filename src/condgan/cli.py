@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
 from condgan.errors import EXIT_USER_ERROR, CondganError, ConfigError, RunDirError, TrainingStopped, one_line
 from condgan.io import check_writable
@@ -48,31 +48,50 @@ def cmd_train(args: argparse.Namespace) -> int:
     from condgan.api import train_config
     from condgan.config import read_yaml, resolve_config
     from condgan.run.directory import CONFIG_FILE
-    from condgan.training.loop import train
+    from condgan.run.splits import split_of_dir
+    from condgan.training.loop import train, train_spawned
 
     if args.method is not None:  # unknown names refused here, with the registered ones
         from condgan.methods import METHODS
 
         METHODS.get(args.method)
+    if args.nproc is not None and args.nproc < 1:
+        raise ConfigError(f"--nproc: expected a positive number of processes, found {args.nproc}")
     out = Path(args.out)
-    cfg = train_config(args.config, out, _train_overrides(args), args.resume)
+    # A split of `condgan splits init` trains with its own config: started, resumed (or with --force
+    # restarted) by the same command.
+    split = args.config is None and split_of_dir(out) is not None
+    resume = args.resume or (split and not args.force)
+    cfg = train_config(args.config, out, _train_overrides(args), resume) if not split else None
     if args.dry_run:
         import yaml
 
-        print(yaml.safe_dump((cfg or resolve_config(base=read_yaml(out / CONFIG_FILE))).to_dict(), sort_keys=False))
+        saved = resolve_config(base=read_yaml(out / CONFIG_FILE), overrides=_train_overrides(args)) if split else cfg
+        print(yaml.safe_dump((saved or resolve_config(base=read_yaml(out / CONFIG_FILE))).to_dict(), sort_keys=False))
         return 0
-    if args.nproc is not None and args.nproc < 1:
-        raise ConfigError(f"--nproc: expected a positive number of processes, found {args.nproc}")
-    if args.nproc and args.nproc > 1:  # local data parallelism; torchrun runs this command once per rank instead
-        from condgan.training.loop import train_spawned
+    if split:
+        from condgan.splits import train_split
 
-        ckpt = train_spawned(args.nproc, cfg, out, resume=args.resume, force=args.force, progress=not args.no_progress)
-        print(f"run {out}: {args.nproc} processes, checkpoint {ckpt}")
-        return 0
+        if args.resume and args.force:
+            raise RunDirError("--resume and --force exclude each other: resume continues a run, force replaces it")
+
+        return _report_training(lambda: train_split(out, _train_overrides(args), progress=not args.no_progress,
+                                                    nproc=args.nproc, force=args.force), out, args.nproc)
+    if args.nproc:  # local data parallelism; torchrun runs this command once per rank instead
+        return _report_training(lambda: train_spawned(args.nproc, cfg, out, resume=resume, force=args.force,
+                                                      progress=not args.no_progress), out, args.nproc)
+    return _report_training(lambda: train(cfg, out, resume=resume, force=args.force,
+                                          progress=not args.no_progress), out, None)
+
+
+def _report_training(run: Callable[[], object], out: Path, nproc: int | None) -> int:
+    """Run a training call and print its outcome: the result line, or the signal stop line (exit 128 + n).
+
+    Under torchrun (one command per rank) only rank 0 prints; every rank leaves the process group."""
     from condgan import dist
 
     try:
-        result = train(cfg, out, resume=args.resume, force=args.force, progress=not args.no_progress)
+        result = run()
     except TrainingStopped as stop:  # SIGTERM / SIGINT: saved at a step boundary
         if dist.info().is_main:
             print(f"condgan: {stop}", file=sys.stderr)
@@ -81,8 +100,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         is_main = dist.info().is_main
         dist.shutdown()  # under torchrun: train joined the process group
     if is_main:
-        print(f"run {result.run_dir}: step {result.steps}, {result.images_per_sec:.0f} images/s, "
-              f"checkpoint {result.checkpoint}")
+        if isinstance(result, Path):  # a checkpoint: --nproc, or a split
+            ranks = f"{nproc} ranks, " if nproc and nproc > 1 else "1 rank, " if nproc else ""
+            print(f"run {out}: {ranks}checkpoint {result}")
+        else:
+            print(f"run {result.run_dir}: step {result.steps}, {result.images_per_sec:.0f} images/s, "
+                  f"checkpoint {result.checkpoint}")
     return 0
 
 
@@ -112,10 +135,73 @@ def cmd_sample(args: argparse.Namespace) -> int:
     cols = check_classes(classes, max(run.method.num_classes, 1)) if args.grid else None  # Self-Cond GAN: clusters
     samples = draw_samples(run.method, args.n, Classes.balanced(classes), seed=args.seed, device=device)
     path = write_samples(args.out, samples)
-    print(f"wrote {len(samples)} samples to {path} (step {run.step}, {run.checkpoint}; labels: {samples.label_kind})")
+    print(f"wrote {len(samples)} samples to {path} (step {run.step}, {run.checkpoint}; labels: {samples.label_kind}"
+          f"{'; generator: ' + run.weights if run.ema else ''})")
     if args.grid:
         z = run.method.latent(args.grid_rows, generator=torch.Generator().manual_seed(args.seed))
         print(f"wrote grid {save_png(class_grid(run.method, z, cols, device), args.grid)}")
+    return 0
+
+
+# ---------------------------------------------------------------- splits
+
+
+def _class_ranges(classes: tuple[int, ...]) -> str:
+    """0-9 for a run of consecutive classes, else the first few and a count."""
+    if list(classes) == list(range(classes[0], classes[0] + len(classes))):
+        return f"{classes[0]}-{classes[-1]}" if len(classes) > 1 else str(classes[0])
+    head = ",".join(map(str, classes[:4]))
+    return head + (f",… ({len(classes)})" if len(classes) > 4 else "")
+
+
+def cmd_splits_init(args: argparse.Namespace) -> int:
+    from condgan.splits import init_splits
+
+    overrides = [f"data.data_dir={args.data_dir}"] if args.data_dir else []
+    manifest = init_splits(args.out, args.config, overrides + list(args.set or []), args.splits, args.mode)
+    sizes = sorted({len(s.classes) for s in manifest.splits})
+    print(f"wrote {Path(args.out) / 'splits.json'}: {len(manifest.splits)} splits of "
+          f"{'-'.join(map(str, sizes))} classes ({len(manifest.class_names)} classes of {manifest.dataset}, "
+          f"{manifest.mode}); train one with `condgan train --out {manifest.path(manifest.splits[0])}` "
+          f"or all with `condgan splits run {args.out} --jobs K`")
+    return 0
+
+
+def cmd_splits_run(args: argparse.Namespace) -> int:
+    from condgan.splits import run_splits
+
+    gpus = [g.strip() for g in (args.gpus or "").split(",") if g.strip()]
+    jobs = args.jobs if args.jobs is not None else max(1, len(gpus))
+    summary = run_splits(args.run, jobs, threads=args.threads, device=args.device, gpus=gpus,
+                         echo=lambda line: print(line, flush=True))
+    done = sum(1 for s in summary.skipped if s.state == "finished")
+    busy = [s.split.dir for s in summary.skipped if s.state == "running"]
+    print(f"{len(summary.ended)} trained here ({len(summary.failed)} failed), {done} were finished already"
+          + (f", {len(busy)} running elsewhere ({', '.join(busy[:5])})" if busy else ""))
+    if summary.stopped_by:
+        print(f"condgan: stopped by signal {summary.stopped_by}; run `condgan splits run {args.run}` again to resume",
+              file=sys.stderr)
+        return 128 + summary.stopped_by
+    if summary.failed:
+        names = ", ".join(f"{e.split.dir} (exit {e.exit_code})" for e in summary.failed[:5])
+        print(f"condgan: {len(summary.failed)} split(s) failed: {names}; first: {summary.failed[0].line}; "
+              f"logs in {Path(args.run) / 'logs'}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_splits_status(args: argparse.Namespace) -> int:
+    from condgan.run.splits import STATES
+    from condgan.splits import splits_status
+
+    rows = splits_status(args.run)
+    print(f"{'split':<10} {'classes':<14} {'step/steps':>15}  {'state':<16} {'checkpoint':<26} detail")
+    for r in rows:
+        ckpt = r.checkpoint.name if r.checkpoint is not None else "-"
+        print(f"{r.split.dir:<10} {_class_ranges(r.split.classes):<14} {f'{r.step}/{r.steps}':>15}  {r.state:<16} "
+              f"{ckpt:<26} {r.detail}".rstrip())
+    counts = {state: sum(r.state == state for r in rows) for state in STATES}
+    print(", ".join(f"{n} {state}" for state, n in counts.items() if n))
     return 0
 
 
@@ -203,7 +289,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       checkpoint=Path(args.checkpoint) if args.checkpoint else None, n=args.n, real=args.real,
                       data_dir=args.data_dir,
                       metrics=tuple(metrics) if metrics else None, judge_paths=judge_paths, judges=args.judges,
-                      inception_weights=Path(weights) if weights else None, device=args.device)
+                      inception_weights=Path(weights) if weights else None, device=args.device,
+                      real_stats=Path(args.real_stats) if args.real_stats else None,
+                      real_stats_from=args.real_stats_from)
     result = run_eval(req, EvalOptions(pairs=args.pairs, seed=args.seed, progress=not args.no_progress,
                                        cas_epochs=args.cas_epochs))
     for name, extractor in result["extractors"].items():
@@ -220,29 +308,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from condgan.data import load_dataset
-    from condgan.metrics.classifier import default_judge_path, load_judge
-    from condgan.metrics.features import inception_extractor, inception_weights_from_env, judge_extractor
-    from condgan.metrics.stats import dataset_stats, save_stats
+    from condgan.api import stats as write_stats
+    from condgan.metrics.features import inception_weights_from_env
 
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise ConfigError(f"--out {out}: expected a file name ending in .npz")
-    data = load_dataset(args.data, args.split, data_dir=args.data_dir)
-    if not data.is_image:
-        raise ConfigError(f"--data {args.data}: holds 2D points; statistics are of image features")
     weights = None if args.judge else inception_weights_from_env(args.inception_weights)
-    if weights:
-        extractor = inception_extractor(weights, device=args.device)
-    else:
-        judge = load_judge(args.judge or default_judge_path(data.name, data.sample_shape), device=args.device)
-        extractor = judge_extractor(judge, device=args.device)
-    stats = dataset_stats(data, args.split, extractor, progress=not args.no_progress,
-                          per_class=not args.no_class_stats)
-    save_stats(stats, out)
-    classes = f", {len(stats.classes)} classes" if stats.has_classes else ""
-    print(f"wrote {out}: {stats.num_samples} samples of {data.name} {args.split}, {stats.feature_dim}-d features"
-          f"{classes}, extractor {stats.extractor_id}")
+    out = write_stats(args.data, args.out, split=args.split, data_dir=args.data_dir, judge=args.judge,
+                      inception_weights=weights, per_class=not args.no_class_stats, device=args.device,
+                      progress=not args.no_progress)
+    classes = f", {len(out.classes)} classes" if out.has_classes else ""
+    print(f"wrote {args.out}: {out.num_samples} samples of {out.dataset} {args.split}, {out.feature_dim}-d features"
+          f"{classes}, extractor {out.extractor_id}")
     return 0
 
 
@@ -294,19 +369,28 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors in one line (as every other condgan error), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from condgan.evaluation.metrics import EVAL_METRICS
     from condgan.evaluation.suite import DEFAULT_METRICS
     from condgan.methods import METHODS
     from condgan.metrics.cas import CAS_EPOCHS
     from condgan.metrics.classifier import JUDGE_EPOCHS
+    from condgan.metrics.stats import CONVENTIONS
 
-    parser = argparse.ArgumentParser(prog="condgan", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="condgan", description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
 
     p = verbs.add_parser("train", help="train a model into a run directory")
     p.add_argument("--config", action="append", help="preset name or YAML file (repeatable, later wins)")
-    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--out", required=True, help="run directory (a split of `condgan splits init`: trained, or "
+                   "resumed, with its own config)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     p.add_argument("--force", action="store_true", help="replace the run in --out")
     p.add_argument("--steps", type=int)
@@ -319,13 +403,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="config override (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and stop")
     p.add_argument("--threads", type=int, help="torch intra-op threads per process (train.threads)")
-    p.add_argument("--nproc", type=int, help="data-parallel processes on this machine (gloo on CPU, NCCL on CUDA); "
-                   "train.batch_size is the global batch, split evenly; see docs/distributed-and-speed.md")
+    p.add_argument("--nproc", type=int, help="data-parallel processes on this machine, started by torch's elastic "
+                   "launcher as `torchrun --standalone` does (gloo on CPU, NCCL on CUDA); train.batch_size is the "
+                   "global batch, split evenly; see docs/distributed-and-speed.md")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(fn=cmd_train)
 
     p = verbs.add_parser("sample", help="draw samples from a trained run (.npz interchange format)")
-    p.add_argument("run", help="run directory")
+    p.add_argument("run", help="run directory (or a splits root: one model over all classes)")
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--out", required=True, help="samples .npz to write")
     p.add_argument("--classes", help="comma-separated class indices (default: all, balanced)")
@@ -335,6 +420,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="a checkpoint file (default: the run's newest)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.set_defaults(fn=cmd_sample)
+
+    p = verbs.add_parser("splits", help="class splits as independent jobs: one run directory per group of classes "
+                         "(the AC-GAN paper's 100 ImageNet models); see docs/scale.md")
+    split_verbs = p.add_subparsers(dest="splits_verb", required=True)
+    q = split_verbs.add_parser("init", help="write RUN/splits.json and one run directory per split")
+    q.add_argument("--config", action="append", required=True, help="preset name or YAML file (repeatable)")
+    q.add_argument("--splits", type=int, required=True, help="number of splits (models)")
+    q.add_argument("--out", required=True, help="the splits root to create (missing or empty)")
+    q.add_argument("--mode", choices=["contiguous", "random"], help="how classes are grouped (default: the config's "
+                   "method.split_mode)")
+    q.add_argument("--data-dir", help="where the dataset's files are (data.data_dir)")
+    q.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="config override (repeatable)")
+    q.set_defaults(fn=cmd_splits_init)
+    q = split_verbs.add_parser("run", help="train the unfinished splits here, K at a time (rerun to resume)")
+    q.add_argument("run", help="splits root")
+    q.add_argument("--jobs", type=int, help="splits trained at once (default: 1, or one per --gpus entry)")
+    q.add_argument("--threads", type=int, help="torch threads per job (train.threads); jobs × threads ≤ cores")
+    q.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    q.add_argument("--gpus", help="comma-separated CUDA device ids; each job gets one as CUDA_VISIBLE_DEVICES")
+    q.set_defaults(fn=cmd_splits_run)
+    q = split_verbs.add_parser("status", help="each split's step, target, newest checkpoint and state")
+    q.add_argument("run", help="splits root")
+    q.set_defaults(fn=cmd_splits_status)
 
     p = verbs.add_parser("data", help="datasets: fetch, info, pack")
     data_verbs = p.add_subparsers(dest="data_verb", required=True)
@@ -379,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", help="samples .npz (images uint8 N×H×W×C, labels int64 N)")
     p.add_argument("--real", help="dataset the samples imitate (its test split is the reference)")
     p.add_argument("--data-dir", help="where the real dataset's files are")
-    p.add_argument("--run", help="a run directory to sample from instead of --samples")
+    p.add_argument("--run", help="a run directory (or a splits root) to sample from instead of --samples")
     p.add_argument("--n", type=int, default=10_000, help="samples drawn from --run")
     p.add_argument("--checkpoint", help="with --run: a checkpoint file (default: the run's newest); evaluations of "
                    "several checkpoints make `condgan report`'s plot over steps")
@@ -397,6 +505,11 @@ def build_parser() -> argparse.ArgumentParser:
                    f"classifier of the cas metric (default: {CAS_EPOCHS})")
     p.add_argument("--inception-weights", help="FID Inception weights for is/fid/kid/prdc/intra_fid "
                    "(default: $CONDGAN_INCEPTION_WEIGHTS, else the judge)")
+    p.add_argument("--real-stats", metavar="FILE", help="real statistics .npz (`condgan stats`, pytorch-fid, "
+                   "clean-fid) that fid and intra_fid compare with instead of the real images; without --real only "
+                   "is, fid and intra_fid run")
+    p.add_argument("--real-stats-from", metavar="CONVENTION", help="who wrote a foreign --real-stats file (no "
+                   f"extractor id inside): one of {', '.join(CONVENTIONS)}, or an extractor id")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                    help="where the judge, Inception and a --run's generator run")
@@ -458,9 +571,6 @@ def main(argv: list[str] | None = None) -> int:
     except CondganError as exc:
         print(f"condgan: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except TrainingStopped as stop:  # --nproc: a rank stopped on a signal after saving
-        print(f"condgan: {stop}", file=sys.stderr)
-        return stop.exit_code
     except KeyboardInterrupt:
         print("condgan: interrupted", file=sys.stderr)
         return 130

@@ -35,6 +35,8 @@ class Rule:
     at_least: float | None = None  # >= at_least
     below: float | None = None  # < below; with at_least, the range [at_least, below)
     yaml_bool: bool = False  # a str field that also takes YAML booleans (`true` → "true")
+    # A str field holding "none" or a comma-separated list of distinct `items` (e.g. "translation,cutout").
+    items: tuple[str, ...] = ()
     # Method fields: what a method must be to read the field, said when another method is given it.
     needs: str = ""
 
@@ -53,6 +55,11 @@ class Rule:
             raise ConfigError(f"config field {where}: expected a value in [{_number(low)}, {_number(high)}), found {value!r}")
         if low is not None and high is None and value < low:
             raise ConfigError(f"config field {where}: expected >= {low}, found {value!r}")
+        if self.items and value != "none":
+            parts = value.split(",")
+            if any(p not in self.items for p in parts) or len(set(parts)) != len(parts):
+                raise ConfigError(f"config field {where}: expected none or a comma-separated list of "
+                                  f"{', '.join(self.items)} (each at most once), found {value!r}")
 
 
 def _number(x: float) -> str:
@@ -87,6 +94,9 @@ class DataConfig:
     num_workers: int | None = setting(None, at_least=0)  # loader processes; None: usable cores − 1, 1 to 8
     # A folder's unreadable, empty or unsupported image files: refused by name, or left out and named.
     on_bad_file: str = setting("error", choices=("error", "skip"))
+    # Train on these classes of the dataset only (its class indices); inside the run they are the
+    # labels 0..k-1 in this order. None: all classes. `condgan splits init` sets it per split.
+    classes: tuple[int, ...] | None = setting(None, at_least=0)
 
 
 @dataclass(frozen=True)
@@ -142,9 +152,19 @@ class OptimConfig:
     d_lr: float = setting(2e-4, positive=True)
     beta1: float = setting(0.5, at_least=0.0, below=1.0)
     beta2: float = setting(0.999, at_least=0.0, below=1.0)
+    # Per-player Adam betas (e.g. (0, 0.999) for both, as SN-GAN/BigGAN-style recipes use); None: beta1/beta2.
+    g_beta1: float | None = setting(None, at_least=0.0, below=1.0)
+    g_beta2: float | None = setting(None, at_least=0.0, below=1.0)
+    d_beta1: float | None = setting(None, at_least=0.0, below=1.0)
+    d_beta2: float | None = setting(None, at_least=0.0, below=1.0)
     # constant | linear: lr × (1 − step / train.steps), down to 0 at the last step (a resumed run
     # with more steps continues on the longer schedule).
     lr_schedule: str = setting("constant", choices=("constant", "linear"))
+
+    def betas(self, role: str) -> tuple[float, float]:
+        """Adam's (beta1, beta2) for the player `role` ("G" or "D")."""
+        b1, b2 = (self.g_beta1, self.g_beta2) if role == "G" else (self.d_beta1, self.d_beta2)
+        return (self.beta1 if b1 is None else b1, self.beta2 if b2 is None else b2)
 
 
 @dataclass(frozen=True)
@@ -174,15 +194,48 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class RecipeConfig:
+    """The modern GAN training techniques, for every method; all off by default (docs/quality.md).
+
+    Beside this section: the hinge loss is `method.d_source_loss` / `method.g_source_loss` (the
+    source loss is the method's), separate learning rates and betas are `optim.{g,d}_lr` and
+    `optim.{g,d}_beta{1,2}`.
+    """
+
+    # Spectral normalisation (Miyato et al. 2018) of every Linear/Conv/ConvTranspose/Embedding weight:
+    # none | d (the discriminators) | g_and_d (both players).
+    spectral_norm: str = setting("none", choices=("none", "d", "g_and_d"))
+    # G-EMA (Karras et al. 2018; Yazici et al. 2019): decay β per G update, 0 = off. Before
+    # `ema_start` (a training step) the average equals G; sampling, grids and the monitor use it.
+    ema_decay: float = setting(0.0, at_least=0.0, below=1.0)
+    ema_start: int = setting(0, at_least=0)
+    # DiffAugment (Zhao et al. 2020) of every image D sees, real and generated, in D's and G's phases.
+    diffaugment: str = setting("none", items=("translation", "cutout", "color"))
+    # R1 penalty γ/2·E[‖∇_x D(x)‖²] on real images (Mescheder et al. 2018); 0 = off. Lazy: computed every
+    # `r1_interval` steps with γ·r1_interval (Karras et al. 2020, StyleGAN2 §3.1).
+    r1_gamma: float = setting(0.0, at_least=0.0)
+    r1_interval: int = setting(1, positive=True)
+    # D updates per G update: G's phases run every n_dis-th step (train.steps counts D updates).
+    n_dis: int = setting(1, positive=True)
+
+    @property
+    def ema(self) -> bool:
+        return self.ema_decay > 0
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     method: MethodConfig = field(default_factory=_default_method)  # the section of `method.name`
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain YAML/JSON types: sections of scalars, tuples as lists."""
+        return {section: {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+                for section, values in dataclasses.asdict(self).items()}
 
     def replace(self, **sections: Any) -> "Config":
         return dataclasses.replace(self, **sections)
@@ -193,8 +246,20 @@ def _type_name(tp: Any) -> str:
 
 
 def _coerce(value: Any, tp: Any, where: str, rule: Rule) -> Any:
-    """Check `value` against the annotation `tp` (int, float, str, bool, X | None)."""
+    """Check `value` against the annotation `tp` (int, float, str, bool, tuple[X, ...], X | None)."""
     origin = typing.get_origin(tp)
+    if origin is tuple:  # a YAML list of distinct values, each checked by the field's rule
+        (inner, _) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ConfigError(f"config field {where}: expected a non-empty list of {_type_name(inner)}, "
+                              f"found {_echo(value)}")
+        items = tuple(_coerce(v, inner, f"{where}[{i}]", rule) for i, v in enumerate(value))
+        for i, v in enumerate(items):
+            rule.check(v, f"{where}[{i}]")
+        repeated = sorted({v for v in items if items.count(v) > 1})
+        if repeated:
+            raise ConfigError(f"config field {where}: expected distinct values, found {_echo(repeated[0])} repeated")
+        return items
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -263,7 +328,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
             kwargs[name] = _coerce(value, tp, f"{prefix}{name}", rule_of(fields[name]))
     out = cls(**kwargs)
     for name, f in fields.items():
-        if not dataclasses.is_dataclass(hints[name]):
+        if not dataclasses.is_dataclass(hints[name]) and not isinstance(getattr(out, name), tuple):  # tuples: per item
             rule_of(f).check(getattr(out, name), f"{prefix}{name}")
     return out
 

@@ -1,8 +1,10 @@
 """The built-in default job: a short AC-GAN run on Fashion-MNIST, sampled and judged.
 
 Trains (or finishes) the `acgan-fashion-mnist` preset for `steps` steps, trains the judge CNN on
-the real training set if it is not cached yet, draws 10,000 class-balanced samples and prints the
-judge's accuracy on them next to its accuracy on the real test set.
+the real training set if it is not cached yet, draws 10,000 class-balanced samples, evaluates them
+(`QUICK_METRICS`: judge accuracy, FID with its real-vs-real floor, precision/recall, per-class
+MS-SSIM) into `out/eval/` (metrics.json + report.html) and prints each headline number beside its
+real-data reference and a plain-words reading, as the report's summary does.
 """
 
 from __future__ import annotations
@@ -14,12 +16,18 @@ import torch
 from condgan.config import preset_or_path
 from condgan.config import resolve_config
 from condgan.data import load_dataset
+from condgan.evaluation.suite import EvalOptions, evaluate
 from condgan.metrics.classifier import default_judge_path, load_judge, save_judge, train_judge
 from condgan.report.grid import save_png
+from condgan.report.html import HEADLINES, fmt_number, fmt_percent, write_report
 from condgan.samples import write_samples
 from condgan.sampling import class_grid, draw_samples, load_run
 from condgan.training.loop import train
 from condgan.run.directory import holds_run
+
+# The quickstart's evaluation: the cheap headline metrics (CAS and memorisation take minutes).
+QUICK_METRICS = ("accuracy", "fid", "prdc", "diversity")
+QUICK_PAIRS = 50
 
 
 def ensure_judge(dataset: str, progress: bool = True):
@@ -37,21 +45,35 @@ def ensure_judge(dataset: str, progress: bool = True):
 def run_quickstart(out: Path, steps: int = 2000, force: bool = False, n_samples: int = 10_000) -> dict[str, float]:
     cfg = resolve_config([preset_or_path("acgan-fashion-mnist")], [f"train.steps={steps}"])
     # An earlier quickstart in `out` is continued to the requested length rather than refused.
-    result = train(cfg, out, resume=holds_run(out) and not force, force=force)
+    trained = train(cfg, out, resume=holds_run(out) and not force, force=force)
     judge = ensure_judge(cfg.data.name)
     run = load_run(out)
     samples = draw_samples(run.method, n_samples)
     write_samples(out / "samples.npz", samples)
-    _, logits = judge.run(samples.float_images())
-    accuracy = float((logits.argmax(1).numpy() == samples.labels).mean())
     z = run.method.latent(10, generator=torch.Generator().manual_seed(0))
     grid = save_png(class_grid(run.method, z, list(range(run.num_classes))), out / "grid.png")
-    numbers = {"steps": float(run.step), "train_images_per_sec": result.images_per_sec,
-               "judge_accuracy_on_samples": accuracy, "judge_accuracy_on_real_test": judge.test_accuracy}
+    real = load_dataset(cfg.data.name, "test", data_dir=cfg.data.data_dir)
+    report = out / "eval"
+    result = evaluate(samples.float_images(), samples.labels, real, judge=judge, metrics=QUICK_METRICS,
+                      options=EvalOptions(pairs=QUICK_PAIRS, out_dir=report, progress=False))
+    write_report(result, report)
+    m = result["metrics"]
     print(f"\nAC-GAN on Fashion-MNIST, {run.step} steps of {cfg.train.batch_size} images")
-    speed = f"{result.images_per_sec:8.0f} images/s" if result.images_per_sec else "(already trained)"
-    print(f"  training speed            {speed}")
-    print(f"  judge accuracy, samples   {accuracy:8.4f}   ({n_samples} samples, {judge.id})")
-    print(f"  judge accuracy, real test {judge.test_accuracy:8.4f}")
+    speed = f"{trained.images_per_sec:.0f} images/s" if trained.images_per_sec else "(already trained)"
+    print(f"  training speed: {speed}; {n_samples} samples judged by {judge.id}")
+    print(f"  {'':32s} {'samples':>8s}  {'real reference':<34s}")
+    for h in HEADLINES:
+        value = h.value(m)
+        if value is None:
+            continue
+        shown = fmt_percent(value) if h.key == "accuracy" else fmt_number(value)
+        print(f"  {h.label:32s} {shown:>8s}  {(h.ref(m) or '–') + ' (' + h.reference + ')':<34s}")
+    for h in HEADLINES:
+        reading = h.reading(m) if h.value(m) is not None else None
+        if reading:
+            print(f"  - {reading}")
     print(f"  class grid (rows: fixed z, columns: classes): {grid}")
-    return numbers
+    print(f"  report: {report / 'report.html'}")
+    return {"steps": float(run.step), "train_images_per_sec": trained.images_per_sec,
+            "judge_accuracy_on_samples": m["accuracy"], "judge_accuracy_on_real_test": m["real_accuracy"],
+            "fid": m["fid"], "fid_real_floor": m["fid_real_floor"], "recall": m["recall"]}

@@ -24,35 +24,67 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from condgan.config import Config, load_config, resolve_config
+from condgan.config import Config, RecipeConfig, load_config, resolve_config
 from condgan.data.base import to_uint8_nhwc
 from condgan.dist import DistInfo, gather, shard
-from condgan.errors import CheckpointError, ConfigError
+from condgan.errors import CheckpointError, ConfigError, one_line
 from condgan.methods import Method, build_method
+from condgan.methods.class_splits import ClassSplits
 from condgan.nets import DataSpec
 from condgan.report.grid import tile
-from condgan.run.checkpoint import latest_checkpoint, load_checkpoint, load_model_state
+from condgan.run.checkpoint import latest_checkpoint, load_checkpoint, load_ema_state, load_model_state
 from condgan.run.directory import CONFIG_FILE
+from condgan.run.splits import MANIFEST, is_splits_root, read_manifest
 from condgan.samples import Samples, make_samples
+
+
+def generator_weights(recipe: RecipeConfig, ema: bool) -> str:
+    """What samples come from, as every output says it: "G-EMA (recipe.ema_decay 0.999, from step 0)"
+    for the averaged generator (condgan.training.ema), else "live G"."""
+    return f"G-EMA (recipe.ema_decay {recipe.ema_decay:g}, from step {recipe.ema_start})" if ema else "live G"
 
 
 @dataclass
 class LoadedRun:
+    """A trained model and what it was trained on. For a class-splits root (`parts` non-empty) the
+    method routes each global class to its split's generator, `step` is the smallest of the
+    splits' steps and `checkpoint` the root's splits.json."""
+
     method: Method
     config: Config
     class_names: list[str]
     sample_shape: tuple[int, ...]
     step: int
     checkpoint: Path
+    ema: bool = False  # the generator holds the checkpoint's G-EMA weights
+    parts: tuple["LoadedRun", ...] = ()  # a splits root: each split's run, in split order
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def weights(self) -> str:
+        """Which generator weights the samples come from (`generator_weights`)."""
+        return generator_weights(self.config.recipe, self.ema)
 
-def load_run(run: str | Path, checkpoint: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedRun:
-    """The model of a run directory (its newest checkpoint unless `checkpoint` is given), in eval mode."""
+
+def load_run(run: str | Path, checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
+             use_ema: bool = True) -> LoadedRun:
+    """The model of a run directory (its newest checkpoint unless `checkpoint` is given), in eval mode.
+
+    When the checkpoint holds G-EMA weights (`recipe.ema_decay` > 0), the generator is the average
+    unless `use_ema` is False; `LoadedRun.ema` and `.weights` say which.
+
+    A class-splits root (condgan.run.splits) loads as one model over all the dataset's classes:
+    every split's newest checkpoint, behind the routing of `ClassSplits.generate` (global class →
+    its split's generator with the local label), so samples carry global labels."""
     run = Path(run)
+    if is_splits_root(run):
+        if checkpoint:
+            raise ConfigError(f"--checkpoint: {run} is a class-splits root, one run per split; give a split's "
+                              f"directory (e.g. {run}/split-000) to use one of its checkpoints")
+        return _load_splits(run, device, use_ema)
     path = Path(checkpoint) if checkpoint else latest_checkpoint(run)
     if path is None:
         raise CheckpointError(f"run {run}: no checkpoint found under {run / 'checkpoints'}")
@@ -69,13 +101,41 @@ def load_run(run: str | Path, checkpoint: str | Path | None = None, device: str 
     except ConfigError as exc:  # e.g. a resolution the architecture does not support
         raise CheckpointError(f"checkpoint {path}: cannot build its model ({exc})") from None
     load_model_state(method, state["model"], path)
+    ema = use_ema and state.get("ema") is not None
+    if ema:
+        load_ema_state(method, state["ema"], path)
     method.to(device).eval()
-    return LoadedRun(method, cfg, names, spec.sample_shape, int(state["step"]), path)
+    return LoadedRun(method, cfg, names, spec.sample_shape, int(state["step"]), path, ema)
+
+
+def _load_splits(root: Path, device: str | torch.device, use_ema: bool) -> LoadedRun:
+    """Every split's newest checkpoint behind one routing `ClassSplits` (see `load_run`)."""
+    manifest = read_manifest(root)
+    parts: list[LoadedRun] = []
+    for split in manifest.splits:
+        where = manifest.path(split)
+        if latest_checkpoint(where) is None:
+            raise CheckpointError(f"splits root {root}: {split.dir} has no checkpoint (not trained yet); train it with "
+                                  f"`condgan train --out {where}` or `condgan splits run {root}`")
+        part = load_run(where, device=device, use_ema=use_ema)
+        if tuple(part.class_names) != split.class_names:
+            raise CheckpointError(f"splits root {root}: {split.dir} was trained on classes "
+                                  f"{one_line(part.class_names, 80)}, {MANIFEST} gives it {one_line(split.class_names, 80)}")
+        first = parts[0] if parts else part
+        if (part.sample_shape, part.method.z_dim, part.method.conditional) != \
+                (first.sample_shape, first.method.z_dim, True):
+            raise CheckpointError(f"splits root {root}: {split.dir} generates {list(part.sample_shape)} from "
+                                  f"z of {part.method.z_dim} (conditional: {part.method.conditional}), expected "
+                                  f"{list(first.sample_shape)} from z of {first.method.z_dim}, conditional")
+        parts.append(part)
+    method = ClassSplits([p.method for p in parts], [list(s.classes) for s in manifest.splits]).to(device).eval()
+    return LoadedRun(method, resolve_config(base=manifest.config), list(manifest.class_names), parts[0].sample_shape,
+                     min(p.step for p in parts), root / MANIFEST, ema=all(p.ema for p in parts), parts=tuple(parts))
 
 
 def _check_same_model(run_cfg: Config, ckpt_cfg: Config, path: Path) -> None:
-    """Refuse a checkpoint whose data/model/method settings differ from the run's config."""
-    for section in ("data", "model", "method"):
+    """Refuse a checkpoint whose data/model/method/recipe settings differ from the run's config."""
+    for section in ("data", "model", "method", "recipe"):
         ours, theirs = getattr(run_cfg, section).__dict__, getattr(ckpt_cfg, section).__dict__
         for key in ours:
             if key != "data_dir" and ours[key] != theirs[key]:

@@ -15,22 +15,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
-from condgan.data.base import (LabelledData, convert_channels, images_to_unit_range, map_images, random_subset,
-                               resize_images, to_uint8_nhwc)
+from condgan.data.base import (LabelledData, check_class_indices, convert_channels, images_to_unit_range,
+                               map_images, random_subset, resize_images, to_uint8_nhwc)
 from condgan.data.cifar import load_cifar10
-from condgan.data.folder import load_folder
+from condgan.data.folder import class_folders, load_folder
 from condgan.data.idx import load_idx
-from condgan.data.packed import load_packed
+from condgan.data.packed import load_packed, read_index
 from condgan.data.stacked import BASES as STACKED_BASES, load_stacked
 from condgan.data.toy2d import DEFAULT_NUM_SAMPLES, load_toy
 from condgan.errors import ConfigError
 from condgan.registry import Registry
 
-__all__ = ["DATASETS", "LabelledData", "dataset_names", "images_to_unit_range", "load_dataset", "to_uint8_nhwc"]
+__all__ = ["DATASETS", "LabelledData", "dataset_class_names", "dataset_names", "images_to_unit_range", "load_dataset", "to_uint8_nhwc"]
 
 SPLITS = ("train", "test")
 
@@ -46,6 +46,7 @@ class DataRequest:
     num_samples: int | None
     seed: int
     on_bad_file: str = "error"
+    classes: tuple[int, ...] | None = None  # a loader may skip other classes' files (load_dataset selects them anyway)
 
 
 def _one_set(name: str, what: str, load: Callable[[DataRequest], LabelledData]) -> Callable[[DataRequest], LabelledData]:
@@ -80,13 +81,36 @@ DATASETS.add("mnist", lambda r: load_idx("mnist", r.split, r.data_dir))
 DATASETS.add("fashion-mnist", lambda r: load_idx("fashion-mnist", r.split, r.data_dir))
 DATASETS.add("cifar10", lambda r: load_cifar10(r.split, r.data_dir))
 DATASETS.add("folder", _one_set("folder", "the folder of class sub-folders", lambda r: load_folder(
-    r.data_dir, resolution=r.resolution, channels=r.channels, on_bad_file=r.on_bad_file)))
+    r.data_dir, resolution=r.resolution, channels=r.channels, on_bad_file=r.on_bad_file, only_classes=r.classes)))
 DATASETS.add("packed", _one_set("packed", "the folder written by `condgan data pack`", lambda r: load_packed(
     r.data_dir, resolution=r.resolution, channels=r.channels)))
 DATASETS.add("ring", _load_toy("ring"))
 DATASETS.add("grid", _load_toy("grid"))
 for _base in STACKED_BASES:  # "stacked-mnist", "stacked-fashion-mnist": 1000 modes (condgan.data.stacked)
     DATASETS.add(f"stacked-{_base}", _load_stacked(_base))
+
+
+def select_classes(data: LabelledData, classes: Sequence[int]) -> LabelledData:
+    """The samples of `classes` (indices into `data`'s classes), relabelled 0..k-1 in the order given."""
+    k = data.num_classes
+    check_class_indices(classes, k, data.name)
+    local = torch.full((k,), -1, dtype=torch.long)
+    local[torch.tensor(list(classes))] = torch.arange(len(classes))
+    keep = local[data.y] >= 0
+    return LabelledData(data.stored[keep], local[data.y[keep]], tuple(data.class_names[c] for c in classes), data.name)
+
+
+def dataset_class_names(name: str, data_dir: str | os.PathLike | None = None) -> tuple[str, ...]:
+    """The class names of dataset `name` (index = label); a folder's or pack's are read without decoding images."""
+    if name == "folder":
+        if data_dir is None:
+            raise ConfigError("dataset 'folder' needs data_dir (--data-dir): the folder of class sub-folders")
+        return tuple(d.name for d in class_folders(Path(data_dir).expanduser()))
+    if name == "packed":
+        if data_dir is None:
+            raise ConfigError("dataset 'packed' needs data_dir (--data-dir): the folder written by `condgan data pack`")
+        return read_index(Path(data_dir).expanduser()).class_names
+    return load_dataset(name, "train", data_dir=data_dir).class_names
 
 
 def dataset_names() -> list[str]:
@@ -109,6 +133,7 @@ def load_dataset(
     num_samples: int | None = None,
     seed: int = 0,
     on_bad_file: str = "error",
+    classes: Sequence[int] | None = None,
 ) -> LabelledData:
     """Load dataset `name` as a LabelledData: uint8 images N×C×H×W (read as float in [-1, 1] with
     `.x()`) or float N×2 points.
@@ -127,6 +152,8 @@ def load_dataset(
         seed: drives the subset choice and the toy draws.
         on_bad_file: folders: "error" refuses a bad image file by name, "skip" leaves it out and
             names it in a warning (condgan.data.folder).
+        classes: keep only these classes (indices into the dataset's classes), relabelled 0..k-1 in
+            the order given, with their names; applied before `num_samples`. None keeps all.
     """
     loader = DATASETS.get(name)
     if split not in SPLITS:
@@ -138,8 +165,11 @@ def load_dataset(
     if on_bad_file not in ("error", "skip"):
         raise ConfigError(f"on_bad_file: expected error or skip, found {on_bad_file!r}")
     request = DataRequest(split, Path(data_dir).expanduser() if data_dir is not None else None,
-                          resolution, channels, num_samples, seed, on_bad_file)
+                          resolution, channels, num_samples, seed, on_bad_file,
+                          tuple(classes) if classes is not None else None)
     data = loader(request)
+    if classes is not None:
+        data = select_classes(data, classes)
     if num_samples is not None and data.is_image:
         # Subset before resizing, so only the kept images are resized (the toys drew num_samples already).
         keep = random_subset(len(data), num_samples, seed, f"{name} {split}")

@@ -10,13 +10,13 @@ u ↦ u/127.5 − 1 (`uint8_to_unit`, `images_to_unit_range`) and x ↦ round((x
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from condgan.errors import ConfigError, DataError
+from condgan.errors import ConfigError, DataError, one_line
 
 # ITU-R BT.601 luma weights, the ones PIL's convert("L") uses, so that RGB→gray gives the same
 # result whether it happens in PIL (image folders) or on tensors.
@@ -141,6 +141,15 @@ def nhwc_to_stored(images: np.ndarray) -> torch.Tensor:
     if images.ndim == 3:
         images = images[..., None]
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+
+
+def check_class_indices(classes: Sequence[int], num_classes: int, dataset: str) -> None:
+    """Refuse a `data.classes` selection that is empty, repeats a class or leaves [0, num_classes)."""
+    bad = [c for c in classes if not 0 <= c < num_classes]
+    if bad or not classes or len(set(classes)) != len(classes):
+        found = f"class {bad[0]}" if bad else one_line(list(classes), 80)
+        raise ConfigError(f"config field data.classes: expected distinct class indices in [0, {num_classes}) of "
+                          f"{dataset}, found {found}")
 
 
 def images_to_unit_range(images: np.ndarray) -> torch.Tensor:

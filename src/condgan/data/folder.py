@@ -22,14 +22,14 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset
 
-from condgan.data.base import LabelledData
+from condgan.data.base import LabelledData, check_class_indices
 from condgan.data.items import BadFiles, Failure, ImageItems, Item
 from condgan.errors import DataError, one_line
 
@@ -102,8 +102,8 @@ def _walk_images(class_dir: Path) -> list[str]:
     return sorted(found, key=lambda rel: rel.split("/"))  # as sorted Paths compare: part by part
 
 
-def list_images(root: str | os.PathLike) -> FileList:
-    """The image files under `root/<class>/`, sorted by class then path, with their labels."""
+def class_folders(root: str | os.PathLike) -> list[Path]:
+    """The class sub-folders of `root`, sorted by name (label = position), without reading any image."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: expected a folder of class sub-folders, found {'a file' if root.exists() else 'nothing'}")
@@ -114,9 +114,22 @@ def list_images(root: str | os.PathLike) -> FileList:
         raise DataError(f"{root}: expected one sub-folder per class, found none"
                         + (f" ({loose} images lie directly in it; move them into class sub-folders)" if loose else "")
                         + (f" (it holds {PACKED_INDEX}: a packed dataset, read with data.name=packed)" if packed else ""))
+    return class_dirs
+
+
+def list_images(root: str | os.PathLike, only_classes: Sequence[int] | None = None) -> FileList:
+    """The image files under `root/<class>/`, sorted by class then path, with their labels and the
+    class names of all class folders (with `only_classes`, only those labels' folders are listed)."""
+    root = Path(root)
+    class_dirs = class_folders(root)
+    if only_classes is not None:
+        check_class_indices(only_classes, len(class_dirs), f"folder:{root}")
+    wanted = set(range(len(class_dirs)) if only_classes is None else only_classes)
     names: list[str] = []
     labels: list[np.ndarray] = []
     for label, class_dir in enumerate(class_dirs):
+        if label not in wanted:
+            continue
         images = _walk_images(class_dir)
         if not images:
             raise DataError(f"{class_dir}: class folder holds no images (expected {', '.join(sorted(IMAGE_EXTENSIONS))})")
@@ -204,7 +217,7 @@ class FolderImages(ImageItems):
 
     def __init__(self, files: FileList, channels: int, resolution: int, on_bad_file: str, bad: BadFiles,
                  replace_bad: bool = True) -> None:
-        self.files = files
+        self.files = files  # its labels (folder order, sorted) pick a bad file's replacement; `y` may be relabelled
         # skip: a file whose pixels fail is replaced by the next good one (training), or only reported (packing)
         self.replace_bad = replace_bad
         self.root = str(files.root)
@@ -240,16 +253,20 @@ class FolderImages(ImageItems):
 
     def select(self, keep: np.ndarray) -> "FolderImages":
         c, r, _ = self.sample_shape
-        return FolderImages(self.files.select(keep), c, r, self.on_bad_file, self.bad, self.replace_bad)
+        out = FolderImages(self.files.select(keep), c, r, self.on_bad_file, self.bad, self.replace_bad)
+        out.y, out.class_names = self.y[keep], self.class_names  # as relabelled (`with_classes`), if they were
+        return out
 
     def reporting_bad(self) -> "FolderImages":
         """These items with bad files reported (`Item.ok` False) rather than replaced: for packing."""
-        c, r, _ = self.sample_shape
-        return FolderImages(self.files, c, r, self.on_bad_file, self.bad, replace_bad=False)
+        out = self.select(np.arange(len(self)))
+        out.replace_bad = False
+        return out
 
 
 def scan_folder(root: str | os.PathLike, resolution: int | None = None, channels: int | None = None,
-                on_bad_file: str = "error", num_workers: int = 0, warn: bool = True) -> FolderImages:
+                on_bad_file: str = "error", num_workers: int = 0, warn: bool = True,
+                only_classes: Sequence[int] | None = None) -> FolderImages:
     """List `root/<class>/` and read every image header; the bad files are refused or left out.
 
     Args:
@@ -261,12 +278,14 @@ def scan_folder(root: str | os.PathLike, resolution: int | None = None, channels
             "skip" (they are left out; one warning line names the first few and counts them all).
         num_workers: processes reading the headers (0: this one).
         warn: print the warning line of skipped files (else the caller reports `bad` itself).
+        only_classes: list and read only the images of these labels (labels and class names stay
+            those of the whole folder); None: all.
     """
     if on_bad_file not in ("error", "skip"):
         raise DataError(f"on_bad_file: expected error or skip, found {on_bad_file!r}")
     if channels not in (None, 1, 3):
         raise DataError(f"{root}: channels must be 1 or 3, found {channels}")
-    files = list_images(root)
+    files = list_images(root, only_classes)
     bad = BadFiles(str(files.root))
     good: list[int] = []
     gray, sizes = True, set()
@@ -303,9 +322,10 @@ def scan_folder(root: str | os.PathLike, resolution: int | None = None, channels
 
 
 def load_folder(root: str | os.PathLike, resolution: int | None = None, channels: int | None = None,
-                on_bad_file: str = "error", num_workers: int = 0) -> LabelledData:
+                on_bad_file: str = "error", num_workers: int = 0, only_classes: Sequence[int] | None = None
+                ) -> LabelledData:
     """Every image under `root/<class>/` in memory as uint8 N×C×R×R, labelled by its class folder.
 
     Arguments as for `scan_folder`; `num_workers` processes also do the decoding.
     """
-    return scan_folder(root, resolution, channels, on_bad_file, num_workers).load(num_workers)
+    return scan_folder(root, resolution, channels, on_bad_file, num_workers, only_classes=only_classes).load(num_workers)

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Iterable, Iterator, NamedTuple
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from condgan.data.base import LabelledData
+from condgan.data.base import LabelledData, check_class_indices
 from condgan.errors import DataError
 
 ON_BAD_FILE = ("error", "skip")
@@ -146,6 +146,17 @@ class ImageItems(Dataset):
     def select(self, keep: np.ndarray) -> "ImageItems":
         """The items at indices `keep` (sorted, distinct), as a new set."""
         raise NotImplementedError
+
+    def with_classes(self, classes: Sequence[int]) -> "ImageItems":
+        """The items of `classes` (indices into `class_names`), relabelled 0..k-1 in the order given,
+        with their names (`data.classes`, as `condgan.data.select_classes` for sets in memory)."""
+        check_class_indices(classes, self.num_classes, self.name)
+        local = torch.full((self.num_classes,), -1, dtype=torch.long)
+        local[torch.tensor(list(classes))] = torch.arange(len(classes))
+        keep = torch.nonzero(local[self.y] >= 0).flatten().numpy()
+        out = self.select(keep)
+        out.y, out.class_names = local[out.y], tuple(self.class_names[c] for c in classes)
+        return out
 
     def check(self, batch: Batch) -> None:
         """Record a batch's failures in `bad`: a DataError under on_bad_file=error, else one warning per new

@@ -279,7 +279,9 @@ class PackedImages(ImageItems):
         return self._read(self.rows[index])
 
     def select(self, keep: np.ndarray) -> "PackedImages":
-        return PackedImages(self.index, self.rows[keep])
+        out = PackedImages(self.index, self.rows[keep])
+        out.y, out.class_names = self.y[keep], self.class_names  # as relabelled (`with_classes`), if they were
+        return out
 
     def load(self, num_workers: int = 0) -> LabelledData:
         """Every image in memory (uint8), a shard at a time."""

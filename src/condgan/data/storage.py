@@ -143,8 +143,9 @@ def choose_storage(requested: str, nbytes: int, limit: int | None = None) -> tup
 def open_training_data(d: DataConfig, seed: int) -> TrainingData:
     """The training split of `d`, stored as `d.storage` says (see the module docstring).
 
-    `seed` draws the `data.num_samples` subset. Folders are scanned (headers read, bad files refused or
-    left out, `d.on_bad_file`) before the choice, which needs their size.
+    `seed` draws the `data.num_samples` subset, taken after `data.classes` as `load_dataset` does.
+    Folders are scanned (headers read, bad files refused or left out, `d.on_bad_file`) before the
+    choice, which needs their size.
     """
     workers = d.num_workers if d.num_workers is not None else default_workers()
     if d.name not in STREAMABLE:
@@ -152,16 +153,19 @@ def open_training_data(d: DataConfig, seed: int) -> TrainingData:
             raise ConfigError(f"config field data.storage: stream reads data.name {' or '.join(STREAMABLE)}; "
                               f"{d.name} is read whole from its files, found stream")
         data = load_dataset(d.name, "train", data_dir=d.data_dir, resolution=d.resolution, channels=d.channels,
-                            num_samples=d.num_samples, seed=seed)
+                            num_samples=d.num_samples, seed=seed, classes=d.classes)
         return TrainingData(data, "memory", f"{d.name} is read whole from its files")
     if d.data_dir is None:
         raise ConfigError(f"config field data.data_dir: dataset {d.name!r} needs it (--data-dir), found none")
     if d.name == "folder":
-        items: ImageItems = scan_folder(d.data_dir, d.resolution, d.channels, d.on_bad_file, workers)
+        items: ImageItems = scan_folder(d.data_dir, d.resolution, d.channels, d.on_bad_file, workers,
+                                        only_classes=d.classes)
         extra = {}
     else:
         items = open_pack(d.data_dir, d.resolution, d.channels)
         extra = {"content_sha256": items.index.content_sha256}
+    if d.classes is not None:  # as load_dataset: the classes first, relabelled, then the subset
+        items = items.with_classes(d.classes)
     if d.num_samples is not None:
         keep = random_subset(len(items), d.num_samples, seed, f"{d.name} train")
         items = items.select(keep.numpy()) if keep is not None else items

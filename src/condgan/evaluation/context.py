@@ -13,6 +13,7 @@ from condgan.data import LabelledData
 from condgan.errors import ConfigError
 from condgan.metrics.cas import CAS_EPOCHS
 from condgan.metrics.features import Extractor, real_features
+from condgan.metrics.stats import FeatureStats
 from condgan.registry import Registry
 
 
@@ -45,12 +46,13 @@ class EvalContext:
     gen_x: torch.Tensor
     gen_y: np.ndarray | None  # the labels the samples were conditioned on (None: unconditional)
     label_kind: str  # "class" | "cluster" | "none" (condgan.samples)
-    real: LabelledData
+    real: LabelledData | None  # None: only statistics of the real set (`real_stats`) are given
     judge: Extractor | None
     features: Extractor | None
     train_data: Callable[[], LabelledData] | None = None
     run: object | None = None  # condgan.sampling.LoadedRun, for interpolation
     options: EvalOptions = EvalOptions()
+    real_stats: FeatureStats | None = None  # fid / intra_fid use these instead of the real images' features
     cache_hits: dict[str, bool] = field(default_factory=dict)
     figures: dict[str, str] = field(default_factory=dict)
     registry: Registry | None = None  # the metric registry `result` computes from

@@ -34,7 +34,7 @@ from condgan.data.base import to_uint8_nhwc
 from condgan.errors import ConfigError
 from condgan.evaluation.context import EvalContext
 from condgan.metrics import cas, clusters, correlation, discriminability, diversity, fid, inception_score
-from condgan.metrics import interpolation, kid, memorization, prdc
+from condgan.metrics import interpolation, kid, memorization, prdc, stats
 from condgan.metrics.msssim import default_settings
 from condgan.registry import Registry
 
@@ -71,8 +71,9 @@ class EvalMetric:
     it needs ("judge", "features"; MS-SSIM and interpolation need none), which kinds of sample
     labels it applies to (condgan.samples: "class", "cluster", "none"), whether it is computed
     again for each further judge (`per_judge`; only when it needs the judge's features or logits),
-    and which of its keys do not depend on the judge (`judge_free`, e.g. memorisation's pixel part:
-    no spread across judges is reported for them)."""
+    which of its keys do not depend on the judge (`judge_free`, e.g. memorisation's pixel part:
+    no spread across judges is reported for them), and whether it runs without real images
+    (`without_real`: it needs none, or takes the real set's feature statistics, `EvalContext.real_stats`)."""
 
     fn: Callable[[EvalContext], dict[str, float]]
     extractor: Callable[[EvalContext], str]
@@ -80,6 +81,7 @@ class EvalMetric:
     labels: tuple[str, ...]
     per_judge: bool = True
     judge_free: Callable[[str], bool] = lambda key: False
+    without_real: bool = False
 
     def uses_judge(self, features_are_judge: bool) -> bool:
         """Whether this metric's numbers depend on the judge's weights (and so differ between judges)."""
@@ -109,29 +111,44 @@ ANY_LABELS = ("class", "cluster", "none")
 
 def _register(name: str, extractor: Callable[[EvalContext], str], needs: tuple[str, ...] = ("judge",),
               labels: tuple[str, ...] = ("class",), per_judge: bool = True,
-              judge_free: Callable[[str], bool] = lambda key: False):
-    return lambda fn: EVAL_METRICS.add(name, EvalMetric(fn, extractor, needs, labels, per_judge, judge_free))
+              judge_free: Callable[[str], bool] = lambda key: False, without_real: bool = False):
+    return lambda fn: EVAL_METRICS.add(name, EvalMetric(fn, extractor, needs, labels, per_judge, judge_free,
+                                                        without_real))
 
 
 _FEATURES = lambda ctx: ctx.features.id  # noqa: E731
+
+
+def _features_vs_stats(ctx: EvalContext) -> str:
+    """The extractor id, and where the real side's statistics came from when not from real images."""
+    if ctx.real_stats is None:
+        return ctx.features.id
+    return f"{ctx.features.id}; real: statistics file ({ctx.real_stats.source}, {ctx.real_stats.extractor_id})"
 _JUDGE = lambda ctx: ctx.judge.id  # noqa: E731
 
 
-@_register("is", _FEATURES, ("features",), ANY_LABELS)
+@_register("is", _FEATURES, ("features",), ANY_LABELS, without_real=True)
 def _is(ctx: EvalContext) -> dict[str, float]:
     # Salimans et al. 2016: 10 splits; over the judge, IS is bounded by num_classes.
     return inception_score.inception_score(ctx.gen(ctx.features)[1], splits=10)
 
 
-@_register("fid", _FEATURES, ("features",), ANY_LABELS)
+@_register("fid", _features_vs_stats, ("features",), ANY_LABELS, without_real=True)
 def _fid(ctx: EvalContext) -> dict[str, float]:
-    real = ctx.real_test(ctx.features)[0]
+    gen = ctx.gen(ctx.features)[0]
+    if ctx.real_stats is not None:
+        out = stats.fid_from_stats(ctx.real_stats, gen, ctx.features.id)
+    else:
+        out = fid.fid(ctx.real_test(ctx.features)[0], gen)
+    if ctx.real is None:
+        return out
     # The floor: FID between two disjoint random halves of the real test set, same features. What a
     # generator as good as the data would score at this sample size (half the real set per side, so
     # it sits a little above the FID of a perfect generator against the whole set).
+    real = ctx.real_test(ctx.features)[0]
     half = np.random.default_rng(ctx.options.seed).permutation(len(real))
     floor = fid.fid(real[half[:len(real) // 2]], real[half[len(real) // 2:]])["fid"]
-    return {**fid.fid(real, ctx.gen(ctx.features)[0]), "fid_real_floor": floor}
+    return {**out, "fid_real_floor": floor}
 
 
 @_register("kid", _FEATURES, ("features",), ANY_LABELS)
@@ -144,8 +161,10 @@ def _prdc(ctx: EvalContext) -> dict[str, float]:
     return prdc.prdc(ctx.real_test(ctx.features)[0], ctx.gen(ctx.features)[0], k=5)
 
 
-@_register("intra_fid", _FEATURES, ("features",))
+@_register("intra_fid", _features_vs_stats, ("features",), without_real=True)
 def _intra_fid(ctx: EvalContext) -> dict[str, float]:
+    if ctx.real_stats is not None:
+        return stats.intra_fid_from_stats(ctx.real_stats, ctx.gen(ctx.features)[0], ctx.gen_y, ctx.features.id)
     return fid.intra_class_fid(ctx.real_test(ctx.features)[0], ctx.real.y.numpy(), ctx.gen(ctx.features)[0],
                                ctx.gen_y)
 
@@ -272,29 +291,41 @@ def _memorization(ctx: EvalContext) -> dict[str, float]:
 
 def _memorization_pixels(ctx: EvalContext, train_x: torch.Tensor, q_gen: np.ndarray, q_test: np.ndarray,
                          rng: np.random.Generator) -> dict[str, float]:
-    share = memorization.memorization_share(memorization.nearest_l2(ctx.gen_x[q_gen], train_x),
-                                            memorization.nearest_l2(ctx.real.x(q_test), train_x))
+    """Pixel-L2 nearest training neighbours of the share's queries and, for class labels, of the
+    per-class draws (`_nn_per_class`), in one exhaustive search (one pass over the training set)."""
+    per_class = _per_class_queries(ctx, rng) if ctx.label_kind == "class" else []
+    queries = [ctx.gen_x[q_gen], ctx.real.x(q_test)] + [x for _, _, x in per_class]
+    dist = memorization.nearest_l2(torch.cat(queries), train_x)
+    parts = np.split(dist, np.cumsum([len(q) for q in queries])[:-1])
+    share = memorization.memorization_share(parts[0], parts[1])
     out = {f"{k}_pixel": v for k, v in share.items()}
-    if ctx.label_kind == "class":
-        out.update(_nn_per_class(ctx, train_x, rng))
+    if per_class:
+        out.update(_nn_per_class([(key, k, d) for (key, k, _), d in zip(per_class, parts[2:])]))
     return out
 
 
-def _nn_per_class(ctx: EvalContext, train_x: torch.Tensor, rng: np.random.Generator) -> dict[str, float]:
-    """Per class: median pixel-L2 distance of up to NN_PER_CLASS samples, and as many real test
-    images, to their nearest training image (the second is what a novel image of the class scores;
-    samples much closer than it hug the training set)."""
-    out: dict[str, float] = {}
-    medians = {"nn_l2_pixel": [], "real_nn_l2_pixel": []}
+def _per_class_queries(ctx: EvalContext, rng: np.random.Generator) -> list[tuple[str, int, torch.Tensor]]:
+    """(key, class, images): up to NN_PER_CLASS samples and as many real test images of each class."""
+    out = []
     real_y = ctx.real.y.numpy()
     real_x = ctx.real.x()
     for k in range(ctx.num_classes):
         for key, x, y in (("nn_l2_pixel", ctx.gen_x, ctx.gen_y), ("real_nn_l2_pixel", real_x, real_y)):
             idx = np.flatnonzero(y == k)
-            idx = np.sort(rng.choice(idx, min(NN_PER_CLASS, len(idx)), replace=False))
-            value = float(np.median(memorization.nearest_l2(x[idx], train_x))) if len(idx) else float("nan")
-            out[f"{key}/class_{k}"] = value
-            medians[key].append(value)
+            out.append((key, k, x[np.sort(rng.choice(idx, min(NN_PER_CLASS, len(idx)), replace=False))]))
+    return out
+
+
+def _nn_per_class(distances: list[tuple[str, int, np.ndarray]]) -> dict[str, float]:
+    """Per class: the median pixel-L2 distance of the class's samples, and of as many real test
+    images, to their nearest training image (the second is what a novel image of the class scores;
+    samples much closer than it hug the training set)."""
+    out: dict[str, float] = {}
+    medians: dict[str, list[float]] = {"nn_l2_pixel": [], "real_nn_l2_pixel": []}
+    for key, k, d in distances:
+        value = float(np.median(d)) if len(d) else float("nan")
+        out[f"{key}/class_{k}"] = value
+        medians[key].append(value)
     for key, values in medians.items():
         out[f"{key}_mean"] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
     return out

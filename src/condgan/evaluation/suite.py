@@ -41,22 +41,25 @@ from condgan.errors import ConfigError
 from condgan.evaluation.context import EvalContext, EvalOptions
 from condgan.evaluation.metrics import EVAL_METRICS
 from condgan.metrics.features import Extractor, judge_extractor
+from condgan.metrics.stats import FeatureStats
 
 DEFAULT_METRICS = ("is", "fid", "kid", "prdc", "intra_fid", "accuracy", "cas", "resolution_sweep", "diversity",
                    "correlation", "memorization")
 
 
-def default_metrics(label_kind: str, with_run: bool = False) -> list[str]:
+def default_metrics(label_kind: str, with_run: bool = False, real_images: bool = True) -> list[str]:
     """The suite's default metrics for samples labelled `label_kind`: `DEFAULT_METRICS`, plus
-    interpolation when a run is evaluated and cluster_agreement for cluster-labelled samples."""
-    return (list(DEFAULT_METRICS) + (["interpolation"] if with_run else [])
-            + (["cluster_agreement"] if label_kind == "cluster" else []))
+    interpolation when a run is evaluated and cluster_agreement for cluster-labelled samples.
+    Without real images (only their statistics, `real_images=False`): those that run without them."""
+    names = (list(DEFAULT_METRICS) + (["interpolation"] if with_run else [])
+             + (["cluster_agreement"] if label_kind == "cluster" else []))
+    return names if real_images else [n for n in names if EVAL_METRICS.get(n).without_real]
 
 
 def evaluate(
     gen_x: torch.Tensor,
     gen_y: np.ndarray | None,
-    real: LabelledData,
+    real: LabelledData | None,
     *,
     label_kind: str = "class",
     judge=None,
@@ -66,13 +69,15 @@ def evaluate(
     train_data: Callable[[], LabelledData] | None = None,
     run: object | None = None,
     options: EvalOptions = EvalOptions(),
+    real_stats: FeatureStats | None = None,
 ) -> dict:
     """Run `metrics` (names of `EVAL_METRICS`) on samples against a real (test) set.
 
     Args:
         gen_x: (N, C, H, W) samples in [-1, 1]; gen_y: (N,) the labels they were conditioned on
             (None for unconditional samples).
-        real: the real reference set (the test split), same image shape and classes.
+        real: the real reference set (the test split), same image shape and classes; None when
+            only `real_stats` are given (then only metrics with `EvalMetric.without_real` run).
         label_kind: what `gen_y` holds: "class" (dataset classes), "cluster" (cluster ids), "none".
         judge: the domain judge (`condgan.metrics.classifier.Judge`); None is allowed when only
             metrics that need no network are asked for (diversity, interpolation).
@@ -81,6 +86,9 @@ def evaluate(
         features: extractor for is/fid/kid/prdc/intra_fid; None uses the judge.
         train_data: loads the real training set (memorisation only).
         run: a `condgan.sampling.LoadedRun` (interpolation only).
+        real_stats: statistics of the real set in the features' extractor (`condgan stats`,
+            pytorch-fid, clean-fid); fid and intra_fid compare with them instead of the real
+            images' features (intra_fid is skipped when they hold no per-class statistics).
 
     Returns:
         the dict described in the module docstring.
@@ -90,7 +98,18 @@ def evaluate(
     names = list(dict.fromkeys(metrics))
     entries = {name: EVAL_METRICS.get(name) for name in names}  # unknown names fail before any work
     skipped = {name: why for name, m in entries.items() if (why := m.skip_reason(label_kind)) is not None}
+    if real_stats is not None and not real_stats.has_classes and "intra_fid" in entries:
+        skipped.setdefault("intra_fid", "the real statistics hold no per-class statistics (written with "
+                                        "--no-class-stats, or a foreign file)")
     names = [name for name in names if name not in skipped]
+    if real is None:
+        if real_stats is None:
+            raise ConfigError("evaluate: expected real images (real=...) or their statistics (real_stats=...), "
+                              "found neither")
+        need_images = [name for name in names if not entries[name].without_real]
+        if need_images:
+            raise ConfigError(f"metric(s) {', '.join(need_images)}: need the real images (--real NAME); with "
+                              f"only --real-stats: {', '.join(n for n in EVAL_METRICS if EVAL_METRICS.get(n).without_real)}")
     if extra_judges and judge is None:
         raise ConfigError("evaluate: extra_judges given without a first judge (judge=...)")
     device = next(judge.model.parameters()).device if judge is not None else None
@@ -101,17 +120,23 @@ def evaluate(
             if available[need] is None:
                 raise ConfigError(f"metric {name}: expected a judge (judge=...), found none")
     for j in ([judge] if judge is not None else []) + list(extra_judges):
-        if tuple(j.sample_shape) != real.sample_shape or len(j.class_names) != real.num_classes:
+        if real is None:
+            if tuple(j.sample_shape) != tuple(gen_x.shape[1:]):
+                raise ConfigError(f"judge {j.id}: expected samples of shape {tuple(j.sample_shape)}, "
+                                  f"found {tuple(gen_x.shape[1:])}")
+        elif tuple(j.sample_shape) != real.sample_shape or len(j.class_names) != real.num_classes:
             raise ConfigError(f"judge {j.id}: expected {real.num_classes} classes of shape "
                               f"{real.sample_shape} like {real.name}, found {len(j.class_names)} classes "
                               f"of shape {tuple(j.sample_shape)}")
+    if real_stats is not None and available["features"] is not None:
+        real_stats.check_extractor(available["features"].id, "real statistics")
     if isinstance(options.cas_epochs, bool) or not isinstance(options.cas_epochs, int) or options.cas_epochs < 1:
         raise ConfigError(f"--cas-epochs: expected a positive number of epochs, found {options.cas_epochs!r}")
     labels = None if gen_y is None else np.asarray(gen_y, dtype=np.int64)
 
     def context(ex: Extractor | None, opts: EvalOptions) -> EvalContext:
         return EvalContext(gen_x, labels, label_kind, real, ex, features or ex, train_data, run, opts,
-                           registry=EVAL_METRICS)
+                           real_stats=real_stats, registry=EVAL_METRICS)
 
     ctx = context(judge_ex, options)
     if options.out_dir is not None:
@@ -149,8 +174,17 @@ def evaluate(
             values.update(spread)
             keys[name] += list(spread)
     inputs = {"num_samples": int(len(gen_x)), "sample_shape": list(gen_x.shape[1:]), "label_kind": label_kind,
-              "real": real.name, "real_split": "test", "num_real": len(real), "num_classes": real.num_classes,
-              "class_names": list(real.class_names), "pairs": options.pairs, "seed": options.seed}
+              "pairs": options.pairs, "seed": options.seed}
+    if real is not None:
+        inputs.update({"real": real.name, "real_split": "test", "num_real": len(real),
+                       "num_classes": real.num_classes, "class_names": list(real.class_names)})
+    if real_stats is not None:
+        inputs["real_stats"] = {"extractor_id": real_stats.extractor_id, "source": real_stats.source,
+                                "num_samples": real_stats.num_samples, "dataset": real_stats.dataset,
+                                "split": real_stats.split, "per_class": real_stats.has_classes}
+        if real is None:
+            inputs.update({"real": real_stats.dataset or f"statistics ({real_stats.source})",
+                           "real_split": real_stats.split or None, "num_real": real_stats.num_samples})
     return {"metrics": values, "extractors": extractors, "keys": keys, "skipped": skipped,
             "figures": dict(ctx.figures), "inputs": inputs, "seconds": seconds, "cache_hits": dict(ctx.cache_hits),
             "judges": judges}

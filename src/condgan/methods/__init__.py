@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Callable
 
-from condgan.config import Config
+from condgan.config import Config, RecipeConfig
+from condgan.errors import ConfigError
 from condgan.methods.acgan import ACGAN
-from condgan.methods.base import Method, Phase, StepInputs
+from condgan.methods.adcgan import ADCGAN
+from condgan.methods.base import Method, Phase, StepInputs, every_n_dis
 from condgan.methods.cgan import CGAN
 from condgan.methods.class_splits import ClassSplitConfig, build_class_splits
+from condgan.methods.diffaugment import parse_policy
 from condgan.methods.gan import GAN
 from condgan.methods.lapgan import LAPGAN
+from condgan.methods.reacgan import ReACGAN
+from condgan.methods.recipe import DiscriminatorTerms, apply_spectral_norm
 from condgan.methods.selfcond import SelfCondGAN
+from condgan.methods.tacgan import TACGAN
 from condgan.nets import DataSpec, build_pair
 from condgan.nets.conditional import build_cgan_pair
 from condgan.registry import Registry
@@ -54,14 +60,59 @@ def _cgan(cfg: Config, spec: DataSpec) -> Method:
     return CGAN(G, D, cfg, spec.num_classes)
 
 
+@METHODS.register("tacgan")
+def _tacgan(cfg: Config, spec: DataSpec) -> Method:
+    G, _ = build_pair(cfg.model, spec, spec.num_classes)
+    _, D = build_pair(cfg.model, spec, 2 * spec.num_classes)  # class head: C and its twin C_mi, K logits each
+    return TACGAN(G, D, cfg, spec.num_classes)
+
+
+@METHODS.register("adcgan")
+def _adcgan(cfg: Config, spec: DataSpec) -> Method:
+    G, _ = build_pair(cfg.model, spec, spec.num_classes)
+    _, D = build_pair(cfg.model, spec, 2 * spec.num_classes)  # class head: real class k, generated class k
+    return ADCGAN(G, D, cfg, spec.num_classes)
+
+
+@METHODS.register("reacgan")
+def _reacgan(cfg: Config, spec: DataSpec) -> Method:
+    G, _ = build_pair(cfg.model, spec, spec.num_classes)
+    _, D = build_pair(cfg.model, spec, cfg.method.embed_dim)  # class head: the embedding layer
+    return ReACGAN(G, D, cfg, spec.num_classes)
+
+
 def build_method(cfg: Config, spec: DataSpec) -> Method:
-    """The method named by `cfg.method.name`, with freshly initialised networks.
+    """The method named by `cfg.method.name`, with freshly initialised networks and the recipe's
+    spectral normalisation, DiffAugment and R1 (`apply_recipe`).
 
     With `method.class_splits` > 1 it is the class-split wrapper of that many such methods."""
     factory = METHODS.get(cfg.method.name)
     if isinstance(cfg.method, ClassSplitConfig) and cfg.method.class_splits > 1:
-        return build_class_splits(cfg, spec, factory)
-    return factory(cfg, spec)
+        method = build_class_splits(cfg, spec, factory)
+    else:
+        method = factory(cfg, spec)
+    return apply_recipe(method, cfg.recipe, spec)
 
 
-__all__ = ["METHODS", "Method", "Phase", "StepInputs", "build_method"]
+SPECTRAL_NORM_ROLES = {"none": (), "d": ("D",), "g_and_d": ("D", "G")}
+
+
+def apply_recipe(method: Method, recipe: RecipeConfig, spec: DataSpec) -> Method:
+    """`method` with the recipe's method-side parts (condgan.methods.recipe), whatever the method:
+    spectral normalisation of the modules of its D (and G) phases, and on every `Method` in its
+    tree (class splits' sub-models included) the `DiscriminatorTerms` its losses call."""
+    policy = parse_policy(recipe.diffaugment)
+    if policy and not spec.is_image:
+        raise ConfigError(f"config field recipe.diffaugment: augments images, found samples of shape "
+                          f"{spec.sample_shape}; expected none")
+    for phase in method.phases():
+        if phase.role in SPECTRAL_NORM_ROLES[recipe.spectral_norm]:
+            apply_spectral_norm(phase.module)
+    terms = DiscriminatorTerms(policy, recipe.r1_gamma, recipe.r1_interval)
+    for module in method.modules():
+        if isinstance(module, Method):
+            module.d_terms = terms
+    return method
+
+
+__all__ = ["METHODS", "Method", "Phase", "StepInputs", "apply_recipe", "build_method", "every_n_dis"]

@@ -9,6 +9,8 @@ D maximises L_S + L_C and G maximises L_C − L_S (paper eq. 2–3). As minimise
     G (non_saturating):        BCE(s_fake, 1) + w·CE(k_fake, c_fake)
 where s are source logits, k class logits, and BCE/CE are batch means of negative log-likelihoods.
 One G forward per step is shared by both phases: D sees it detached, G's phase reuses its graph.
+The source terms follow `method.d_source_loss`/`g_source_loss` (hinge: methods/gan.py); every image D
+sees passes through the recipe's DiffAugment, and D's loss gains its R1 term (methods/recipe.py).
 """
 
 from __future__ import annotations
@@ -36,15 +38,17 @@ class ACGAN(AdversarialPair):
     conditional = True
 
     def __init__(self, G: nn.Module, D: nn.Module, cfg: Config, num_classes: int) -> None:
-        super().__init__(G, D, num_classes, cfg.model.z_dim, cfg.method.g_source_loss, cfg.optim.d_lr, cfg.optim.g_lr)
+        super().__init__(G, D, num_classes, cfg.model.z_dim, cfg.method.g_source_loss, cfg.optim.d_lr, cfg.optim.g_lr,
+                         cfg.method.d_source_loss)
         self.class_weight = cfg.method.class_weight
 
     def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        gen_x = self.generated(step)
+        gen_x, aug = self.generated(step), self.d_terms.augment
         if phase.role == "D":
-            s_real, k_real = self.D(step.real_x)
-            s_fake, k_fake = self.D(gen_x.detach())
-            loss_s = d_source_loss(s_real, s_fake)
+            real_x = self.d_terms.real(step.real_x, step.step)
+            s_real, k_real = self.D(aug(real_x))
+            s_fake, k_fake = self.D(aug(gen_x.detach()))
+            loss_s = d_source_loss(s_real, s_fake, self.d_source_loss)
             loss_c = F.cross_entropy(k_real, step.real_c) + F.cross_entropy(k_fake, step.gen_c)
             stats = {
                 "D/loss_source": loss_s.detach(),
@@ -53,8 +57,8 @@ class ACGAN(AdversarialPair):
                 "D/p_real": torch.sigmoid(s_real).mean().detach(),
                 "D/p_fake": torch.sigmoid(s_fake).mean().detach(),
             }
-            return loss_s + self.class_weight * loss_c, stats
-        s_fake, k_fake = self.D(gen_x)
+            return self.d_terms.with_r1(loss_s + self.class_weight * loss_c, stats, s_real, real_x, step.step)
+        s_fake, k_fake = self.D(aug(gen_x))
         loss_s = g_source_loss(s_fake, self.g_source_loss)
         loss_c = F.cross_entropy(k_fake, step.gen_c)
         stats = {

@@ -7,10 +7,12 @@ The loop never branches on the method's name (STYLE 1–2).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
+
+from condgan.methods.recipe import DiscriminatorTerms
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,12 @@ class Phase:
         assert self.role in ("D", "G"), f"phase {self.name}: role must be D or G, found {self.role!r}"
 
 
+def every_n_dis(phases: list[Phase], n_dis: int) -> list[Phase]:
+    """`phases` with G's run every `n_dis`-th step: n_dis D updates per G update (`recipe.n_dis`;
+    Miyato et al. 2018 train SN-GANs with n_dis = 1 or 5, as WGAN's n_critic)."""
+    return [replace(p, interval=p.interval * n_dis) if p.role == "G" else p for p in phases]
+
+
 @dataclass
 class StepInputs:
     """One training step's inputs; `cache` lets phases share work (e.g. one G forward per step)."""
@@ -55,6 +63,10 @@ class Method(nn.Module):
     # False when a step may leave some of a phase's parameters without a gradient (under DDP they
     # then get zero gradients: distributed.PhaseObjective).
     uses_all_parameters_every_step: bool = True
+    # The recipe's DiffAugment and R1 (methods/recipe.py), set by build_method; call them where D runs.
+    d_terms: DiscriminatorTerms = DiscriminatorTerms()
+    # False when `generate` takes integer classes only, not class vectors (e.g. blends of one-hots).
+    takes_class_vectors: bool = True
 
     def __init__(self, num_classes: int, z_dim: int) -> None:
         super().__init__()
@@ -114,10 +126,10 @@ class AdversarialPair(Method):
     """One G and one D, D's phase then G's each step (GAN, cGAN, AC-GAN): the parts they share."""
 
     def __init__(self, G: nn.Module, D: nn.Module, num_classes: int, z_dim: int, g_source_loss: str,
-                 d_lr: float, g_lr: float) -> None:
+                 d_lr: float, g_lr: float, d_source_loss: str = "bce") -> None:
         super().__init__(num_classes, z_dim)
         self.G, self.D = G, D
-        self.g_source_loss = g_source_loss
+        self.g_source_loss, self.d_source_loss = g_source_loss, d_source_loss
         self._lrs = (d_lr, g_lr)
 
     def phases(self) -> list[Phase]:

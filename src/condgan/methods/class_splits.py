@@ -60,6 +60,7 @@ class ClassSplits(Method):
 
     conditional = True
     uses_all_parameters_every_step = False  # a sub-model without its classes in the batch skips the step
+    takes_class_vectors = False  # a blend of two classes has no one sub-model to go to
 
     def __init__(self, subs: list[Method], groups: list[list[int]]) -> None:
         num_classes = sum(len(g) for g in groups)

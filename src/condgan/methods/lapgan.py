@@ -13,6 +13,9 @@ Per level the objective is the GAN value function (paper eq. 1; eq. 2 adds the c
                 or  BCE(D_k(fake), 1) = −log D_k(fake)        (non_saturating; the official code's)
 with batch means; the paper's coin flip between a real and a generated h_k for each example is
 replaced by a batch of each. Phases D0, G0, …, DK, GK are data (`phases()`), one optimiser each.
+The source terms follow `method.d_source_loss`/`g_source_loss` (hinge: methods/gan.py); every image D
+sees passes through the recipe's DiffAugment, and D's loss gains its R1 term (methods/recipe.py). DiffAugment
+augments the image D_k judges: I_K, or h_k + l_k at the finer levels.
 
 Sampling runs coarse to fine (paper eq. 4): Ĩ_K = G_K(z_K), Ĩ_k = u(Ĩ_{k+1}) + G_k(z_k, u(Ĩ_{k+1})).
 The noise of all levels is one flat vector per sample (`latent`): z_K (model.z_dim) followed by one
@@ -77,7 +80,7 @@ class LAPGAN(Method):
             [LevelDiscriminator(channels, s, num_classes, m.d_channels, m.dropout) for s in self.sizes[:-1]]
             + [CoarseDiscriminator(channels, self.sizes[-1], num_classes, m.hidden, m.dropout)]
         )
-        self.g_source_loss = cfg.method.g_source_loss
+        self.g_source_loss, self.d_source_loss = cfg.method.g_source_loss, cfg.method.d_source_loss
         self._lrs = (cfg.optim.d_lr, cfg.optim.g_lr)
 
     # ------------------------------------------------------------------ noise and sampling
@@ -146,10 +149,14 @@ class LAPGAN(Method):
         return step.cache[key]
 
     def _judge(self, k: int, x: torch.Tensor, c: torch.Tensor, step: StepInputs) -> torch.Tensor:
-        """D_k's logit for x = I_K (coarsest) or x = h_k (with the real l_k)."""
+        """D_k's logit for x = I_K (coarsest) or x = h_k (with the real l_k), of the image D_k sees
+        augmented by the recipe's DiffAugment (`d_terms`)."""
         if k == self.K:
-            return self.D[k](x, self._c(c))
-        return self.D[k](x, self._low(k, step), self._c(c))
+            return self.D[k](self.d_terms.augment(x), self._c(c))
+        low = self._low(k, step)
+        if self.d_terms.policy:  # D_k reads h + l_k only (pyramid.LevelDiscriminator): augment that image
+            x = self.d_terms.augment(x + low) - low
+        return self.D[k](x, low, self._c(c))
 
     def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         k = phase.level
@@ -160,8 +167,11 @@ class LAPGAN(Method):
         fake_c = step.gen_c if k == self.K else step.real_c
         if phase.role == "D":
             real = self._real(k, step) if k == self.K else self._real(k, step) - self._low(k, step)
+            real = self.d_terms.real(real, step.step)
             s_real = self._judge(k, real, step.real_c, step)
             s_fake = self._judge(k, fake.detach(), fake_c, step)
-            return d_source_loss(s_real, s_fake), {f"D{k}/p_real": torch.sigmoid(s_real).mean().detach(),
-                          f"D{k}/p_fake": torch.sigmoid(s_fake).mean().detach()}
+            return self.d_terms.with_r1(d_source_loss(s_real, s_fake, self.d_source_loss),
+                                        {f"D{k}/p_real": torch.sigmoid(s_real).mean().detach(),
+                                         f"D{k}/p_fake": torch.sigmoid(s_fake).mean().detach()},
+                                        s_real, real, step.step, name=f"D{k}/r1")
         return g_source_loss(self._judge(k, fake, fake_c, step), self.g_source_loss), {}

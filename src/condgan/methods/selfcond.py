@@ -15,6 +15,9 @@ A conditional G and D over k pseudo-classes that come from the data itself (pape
   official code's "standard" loss).
 True labels are never read for training: a real sample's condition is `assignment[real_idx]`.
 They are only compared with the partition, for the purity/NMI diagnostics that are logged.
+The source terms follow `method.d_source_loss`/`g_source_loss` (hinge: methods/gan.py); every image D
+sees passes through the recipe's DiffAugment, and D's loss gains its R1 term (methods/recipe.py). The k-means
+features of a re-clustering are those of unaugmented images.
 
 Conditional D: the logit is D.source(h) + D.classes(h)[c] with h = D.features(x), i.e. a
 projection discriminator (Miyato & Koyama 2018, eq. 3: ψ(h) + y·Vh, with V = the class head's
@@ -111,7 +114,7 @@ class SelfCondGAN(Method):
         self.recluster_every = cfg.method.recluster_every
         self.fit_size = cfg.method.cluster_fit_size
         self.seed = cfg.train.seed
-        self.g_source_loss = cfg.method.g_source_loss
+        self.g_source_loss, self.d_source_loss = cfg.method.g_source_loss, cfg.method.d_source_loss
         self._lrs = (cfg.optim.d_lr, cfg.optim.g_lr)
         self.register_buffer("assignment", torch.full((num_samples,), -1, dtype=torch.long))
         self.register_buffer("cluster_sizes", torch.zeros(k, dtype=torch.long))
@@ -143,14 +146,16 @@ class SelfCondGAN(Method):
     def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if "gen_x" not in step.cache:
             step.cache["gen_x"] = self.G(step.gen_z, step.gen_c)
-        gen_x = step.cache["gen_x"]
+        gen_x, aug = step.cache["gen_x"], self.d_terms.augment
         if phase.role == "D":
             real_c = self.assignment[step.real_idx]  # the pseudo-class; step.real_c is never read
-            s_real = self.logit(step.real_x, real_c)
-            s_fake = self.logit(gen_x.detach(), step.gen_c)
-            return d_source_loss(s_real, s_fake), {"D/p_real": torch.sigmoid(s_real).mean().detach(),
-                          "D/p_fake": torch.sigmoid(s_fake).mean().detach()}
-        return g_source_loss(self.logit(gen_x, step.gen_c), self.g_source_loss), {}
+            real_x = self.d_terms.real(step.real_x, step.step)
+            s_real = self.logit(aug(real_x), real_c)
+            s_fake = self.logit(aug(gen_x.detach()), step.gen_c)
+            return self.d_terms.with_r1(d_source_loss(s_real, s_fake, self.d_source_loss),
+                                        {"D/p_real": torch.sigmoid(s_real).mean().detach(),
+                                         "D/p_fake": torch.sigmoid(s_fake).mean().detach()}, s_real, real_x, step.step)
+        return g_source_loss(self.logit(aug(gen_x), step.gen_c), self.g_source_loss), {}
 
     def prepare(self, data_x: torch.Tensor, data_y: torch.Tensor) -> dict[str, float]:
         """Check k against the data; cluster with the initial D unless a checkpoint brought a partition."""

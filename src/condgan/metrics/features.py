@@ -135,7 +135,7 @@ def cache_path(dataset: str, split: str, sample_shape: tuple[int, ...], extracto
     """Cache file of the entry `key` (`cache_key`); the other parts only make the name readable."""
     c, h, w = sample_shape
     name = f"{_safe(dataset)[:80]}-{split}-{h}x{w}x{c}-{_safe(extractor_id)[:80]}-{key[:16]}.npz"
-    return (cache_dir or features_cache_dir()) / name
+    return (Path(cache_dir) if cache_dir else features_cache_dir()) / name
 
 
 def _read_entry(path: Path, key: str, n: int) -> tuple[np.ndarray, np.ndarray] | None:

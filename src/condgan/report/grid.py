@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from condgan.report.plotting import pyplot, save_figure
 from condgan.io import atomic_write
@@ -23,10 +24,15 @@ def tile(images: np.ndarray, rows: int, cols: int, pad: int = 2, pad_value: int 
     return canvas
 
 
-def save_png(canvas: np.ndarray, path: str | Path) -> Path:
+def save_png(canvas: np.ndarray, path: str | Path, caption: str | None = None) -> Path:
+    """uint8 H×W×C pixels as a PNG; `caption` (e.g. which generator weights) as its Description text."""
     path = Path(path)
     mode_img = Image.fromarray(canvas[..., 0] if canvas.shape[-1] == 1 else canvas)
-    atomic_write(path, lambda tmp: mode_img.save(tmp, format="PNG"))
+    info = None
+    if caption is not None:
+        info = PngInfo()
+        info.add_text("Description", caption)
+    atomic_write(path, lambda tmp: mode_img.save(tmp, format="PNG", pnginfo=info))
     return path
 
 

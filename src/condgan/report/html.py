@@ -326,6 +326,8 @@ def _figures(result: dict) -> tuple[str, str]:
                                name)
         if name == "samples" and names and result.get("inputs", {}).get("label_kind") == "class":
             caption += " Columns, left to right: " + ", ".join(f"{i} {n}" for i, n in enumerate(names[:20])) + "."
+        if name == "samples" and result.get("inputs", {}).get("generator_weights"):
+            caption += f" Generator: {result['inputs']['generator_weights']}."
         cls = " class=samples" if name == "samples" else " class=grid" if name in PIXEL_GRIDS else ""
         return (f"<figure{cls}><img src='{html.escape(file)}' alt='{html.escape(name)}'>"
                 f"<figcaption><b>{html.escape(name)}</b>: {html.escape(caption)}</figcaption></figure>")
@@ -338,10 +340,16 @@ def _figures(result: dict) -> tuple[str, str]:
 
 def _subtitle(result: dict) -> str:
     i = result.get("inputs", {})
-    source = (f"run {i['run']} at step {i.get('run_step')}" if i.get("run") else
+    weights = f" ({i['generator_weights']})" if i.get("generator_weights") else ""
+    source = (f"run {i['run']} at step {i.get('run_step')}{weights}" if i.get("run") else
               f"samples file {i['samples']}" if i.get("samples") else "samples")
-    return (f"{source}: {i.get('num_samples')} samples ({i.get('label_kind')} labels) against the "
-            f"{i.get('real')} {i.get('real_split', 'test')} split ({i.get('num_real')} images)")
+    stats = i.get("real_stats")
+    against = (f"the {i.get('real')} {i.get('real_split') or 'test'} split ({i.get('num_real') or '?'} images)"
+               + (f"; fid/intra_fid against a statistics file ({stats['source']}, {stats['extractor_id']})"
+                  if stats else ""))
+    if stats and "num_classes" not in i:  # statistics alone, no real images
+        against = f"statistics of {i.get('real')} ({stats['source']}, {stats['extractor_id']}); no real images"
+    return f"{source}: {i.get('num_samples')} samples ({i.get('label_kind')} labels) against {against}"
 
 
 def render_page(result: dict, title: str) -> str:

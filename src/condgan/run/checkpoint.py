@@ -3,8 +3,9 @@
 A checkpoint is one file `checkpoints/ckpt-<step:08d>.pt` holding only tensors and plain
 containers: the method's state_dict, each optimiser's state_dict, the step, `meta` (the data
 spec, resolved config and code version) and optional extra loop state (e.g. the running sums of
-the logged statistics). It is written to a temporary file in the same folder and renamed into
-place, so a crash never leaves a half-written checkpoint under a real name.
+the logged statistics, and with `recipe.ema_decay` > 0 the averaged generator's entries under
+"ema", condgan.training.ema). It is written to a temporary file in the same folder and renamed
+into place, so a crash never leaves a half-written checkpoint under a real name.
 Loading uses `torch.load(weights_only=True)`, which refuses to run code from a pickle, then
 `validate_checkpoint` checks the structure and `meta` before anything is built from them.
 
@@ -63,9 +64,9 @@ def _tensors(tree: Any, prefix: str):
 
 
 def non_finite(state: dict[str, Any]) -> str | None:
-    """The first tensor of `state["model"]` or `state["optimizers"]` holding a NaN or ±inf, as
-    "name (n of m values)"; None when all are finite. One sync per device holding the state."""
-    named = [(name, t) for key in ("model", "optimizers") for name, t in _tensors(state.get(key, {}), key)
+    """The first tensor of `state["model"]`, `state["optimizers"]` or `state["ema"]` holding a NaN or
+    ±inf, as "name (n of m values)"; None when all are finite. One sync per device holding the state."""
+    named = [(name, t) for key in ("model", "optimizers", "ema") for name, t in _tensors(state.get(key, {}), key)
              if t.is_floating_point() or t.is_complex()]
     if not named:
         return None
@@ -135,10 +136,10 @@ def validate_checkpoint(state: Any, path: str | Path) -> dict[str, Any]:
     Every load path (sampling, resuming, evaluating a run) goes through here, so a damaged or
     hand-edited file is one CheckpointError naming the file and the entry, never a traceback
     from deep inside model construction. Checked: the top-level keys and their types; `model`
-    maps names to finite tensors; each optimiser state has `state` and `param_groups`; `meta`
-    holds `sample_shape` ([D] points or [C, H, W] images, C in 1 or 3, sides in [1, MAX_SIDE]),
-    `num_classes` >= 1 with as many `class_names` strings, `num_samples` >= 0, and a `config`
-    that resolves to a valid Config agreeing with `sample_shape`.
+    (and `ema`, when present) maps names to finite tensors; each optimiser state has `state` and
+    `param_groups`; `meta` holds `sample_shape` ([D] points or [C, H, W] images, C in 1 or 3,
+    sides in [1, MAX_SIDE]), `num_classes` >= 1 with as many `class_names` strings,
+    `num_samples` >= 0, and a `config` that resolves to a valid Config agreeing with `sample_shape`.
     """
     path = Path(path)
     expected = ("step", "model", "optimizers", "meta")
@@ -151,6 +152,10 @@ def validate_checkpoint(state: Any, path: str | Path) -> dict[str, Any]:
     if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in model.items()):
         raise _fail(path, "model", "a dict of parameter names to tensors", model)
+    ema = state.get("ema")
+    if ema is not None and not (isinstance(ema, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                              for k, v in ema.items())):
+        raise _fail(path, "ema", "a dict of the averaged generator's entry names to tensors", ema)
     optimizers = state["optimizers"]
     if not isinstance(optimizers, dict):
         raise _fail(path, "optimizers", "a dict of optimiser states", optimizers)
@@ -216,6 +221,20 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], path: Pat
     if extra:
         raise CheckpointError(f"checkpoint {path}: made for another architecture: unexpected {one_line(extra[0], 80)}")
     model.load_state_dict(state)
+
+
+def load_ema_state(model: nn.Module, entries: dict[str, torch.Tensor], path: Path) -> None:
+    """Overlay a checkpoint's "ema" entries (the averaged generator, condgan.training.ema) on
+    `model`, after checking that each names one of its entries with the same shape."""
+    own = model.state_dict()
+    for name, tensor in entries.items():
+        if name not in own:
+            raise CheckpointError(f"checkpoint {path}: ema: made for another architecture: unexpected "
+                                  f"{one_line(name, 80)}")
+        if tuple(tensor.shape) != tuple(own[name].shape):
+            raise CheckpointError(f"checkpoint {path}: ema: made for another architecture: {name} expected shape "
+                                  f"{tuple(own[name].shape)}, found {tuple(tensor.shape)}")
+    model.load_state_dict({**own, **entries})
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, states: dict[str, Any], name: str, path: Path) -> None:

@@ -23,6 +23,7 @@ from condgan.io import TEMP_SUFFIX, atomic_write, check_writable
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
+SPLITS_MANIFEST = "splits.json"  # a class-splits root (condgan.run.splits), which holds runs but is not one
 RUN_ENTRIES = (CONFIG_FILE, METRICS_FILE, "checkpoints", "events", "grids")
 # Where the run's own atomic writes put their temporary files: (folder, target name prefix).
 _TEMP_TARGETS = (("", CONFIG_FILE), ("", METRICS_FILE), ("checkpoints", "ckpt-"), ("grids", "step-"))
@@ -67,6 +68,9 @@ def plan_run_dir(run_dir: Path, cfg: Config | None, *, resume: bool, force: bool
     in `RESUMABLE_CHANGES` (e.g. more steps), anything else is refused by name.
     """
     run_dir = Path(run_dir)
+    if (run_dir / SPLITS_MANIFEST).exists():
+        raise RunDirError(f"output directory {run_dir} is a class-splits root; train its splits instead "
+                          f"(`condgan train --out {run_dir / 'split-000'}`, `condgan splits run {run_dir}`)")
     if resume and force:
         raise RunDirError("--resume and --force exclude each other: resume continues a run, force replaces it")
     exists = holds_run(run_dir)

@@ -133,3 +133,24 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def lock_holder(run_dir: str | Path) -> Holder | None:
+    """Who holds `run_dir`'s lock now (None: nobody; a stale lock file of an ended process is free).
+
+    Probes with a shared flock that it drops at once; it never creates or deletes the lock file.
+    A writer starting in that instant sees the lock taken and refuses, naming no holder."""
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read_holder(fd) or Holder(None, "?", "?")
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

@@ -20,6 +20,11 @@ condgan.training.speed. While phase i runs, parameters that no phase from i on u
 e.g. G's phase backpropagates through D without computing D's weight gradients (stylegan2-ada's
 loop does the same with `requires_grad_`).
 
+The recipe (docs/quality.md) enters as data: `recipe.n_dis` multiplies G's phase intervals
+(`methods.every_n_dis`), each phase's Adam gets its role's betas (`OptimConfig.betas`), and with
+`recipe.ema_decay` > 0 a `GeneratorEMA` (condgan.training.ema) is updated after each step; grids
+and monitors draw from it (`Session.sampled`) and checkpoints carry it under "ema".
+
 Faults (docs/reliability.md): rank 0 holds the run directory's lock (condgan.run.lock) from before
 it reads anything until the process ends; nothing in the directory changes until the data, the
 method and the checkpoint have loaded (condgan.run.directory.plan_run_dir / start_run_dir); the
@@ -54,7 +59,7 @@ from condgan.data.sampler import EpochSampler
 from condgan.data.storage import SampleView, StepBatches, TrainingData, open_training_data
 from condgan.device import resolve_device
 from condgan.errors import ConfigError, NonFiniteState, RunDirError, TrainingDiverged, TrainingStopped, WriteError
-from condgan.methods import Method, Phase, StepInputs, build_method
+from condgan.methods import Method, Phase, StepInputs, build_method, every_n_dis
 from condgan.nets import DataSpec
 from condgan.report.grid import save_png, save_scatter
 from condgan import dist
@@ -64,12 +69,14 @@ from condgan.run.checkpoint import (checkpoint_path, latest_checkpoint, load_che
 from condgan.run.directory import METRICS_FILE, RunPlan, plan_run_dir, start_run_dir, truncate_metrics
 from condgan.run.lock import RunLock
 from condgan.training.signals import StopSignals, signal_name
-from condgan.sampling import Classes, class_grid, generate
+from condgan.sampling import Classes, class_grid, generate, generator_weights
+from condgan.training.ema import GeneratorEMA
 from condgan.training.monitor import CollapseMonitor
 from condgan.training.speed import SpeedPlan, grad_scaler, resolve_speed, set_determinism
 from condgan.seeds import STREAM_GRID, STREAM_INIT, STREAM_RANK_STEP, STREAM_STEP, derive_seed
 
-# A periodic monitor: (every N steps, fn(method, step) -> stats to log).
+# A periodic monitor: (every N steps, fn(method, step) -> stats to log). It gets the method samples
+# are drawn from: the G-EMA copy when recipe.ema_decay > 0 (Session.sampled).
 Monitor = tuple[int, Callable[[Method, int], dict[str, float]]]
 
 
@@ -135,6 +142,7 @@ class Session:
     objectives: dict[str, nn.Module]  # distributed: phase name -> its DDP objective
     sampler: EpochSampler
     monitors: list[Monitor]
+    ema: GeneratorEMA | None  # recipe.ema_decay > 0: the average of G's weights (condgan.training.ema)
     start: int  # the first step to run (the checkpoint's step when resuming)
     last_ckpt: Path | None  # the newest checkpoint known to be good (written or loaded by this process)
     run_plan: RunPlan | None  # rank 0: what starting the run does to its directory
@@ -143,6 +151,11 @@ class Session:
     @property
     def main(self) -> bool:
         return self.dist_info.is_main
+
+    @property
+    def sampled(self) -> Method:
+        """What grids and monitors draw from: the G-EMA copy when it is on, else the trained method."""
+        return self.ema.method if self.ema is not None else self.method
 
 
 class RunLog:
@@ -242,9 +255,10 @@ def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitor
     method = build_method(cfg, data_spec(data)).to(device)
     monitors = list(monitors)
     if t.monitor_every and data.is_image and method.conditional:
-        collapse = CollapseMonitor(real, data.y, data.num_classes, t.monitor_patience, t.seed)
+        collapse = CollapseMonitor(real, data.y, data.num_classes, t.monitor_patience, t.seed,
+                                   weights=generator_weights(cfg.recipe, True) if cfg.recipe.ema else None)
         monitors.append((t.monitor_every, collapse))
-    phases = method.phases()
+    phases = every_n_dis(method.phases(), cfg.recipe.n_dis)  # G's phases every n_dis-th step
     if t.sync_bn and dist_info.enabled:
         for phase in phases:  # in place: SyncBatchNorm keeps BatchNorm's parameter and buffer names
             for name, child in list(phase.module.named_children()):
@@ -252,8 +266,7 @@ def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitor
     if plan.channels_last:
         method.to(memory_format=torch.channels_last)
     optimizers = {
-        p.name: torch.optim.Adam(p.module.parameters(), lr=p.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
-                                 **plan.adam_kwargs())
+        p.name: torch.optim.Adam(p.module.parameters(), lr=p.lr, betas=cfg.optim.betas(p.role), **plan.adam_kwargs())
         for p in phases
     }
     # Parameters still updated by phase i or a later phase of the step; the rest are frozen in phase i.
@@ -265,6 +278,11 @@ def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitor
         sampler.load_state_dict(restored["sampler"], f"checkpoint {ckpt}")
     if dist_info.enabled:
         dist.broadcast_module(method)  # identical start on every rank, whatever the init
+    ema = None
+    if cfg.recipe.ema:  # a copy of the restored method, before compiling (the copy stays eager)
+        ema = GeneratorEMA(method, phases, cfg.recipe.ema_decay, cfg.recipe.ema_start)
+        if restored.get("ema") is not None:
+            ema.load_state_dict(restored["ema"], ckpt)
     if plan.compile:
         for phase in phases:  # nn.Module.compile keeps the module's names (checkpoint keys) unchanged
             phase.module.compile()
@@ -275,7 +293,7 @@ def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitor
     } if dist_info.enabled else {}
     return Session(cfg, run_dir, dist_info, device, data, batches, real, real_y, plan, method, phases, optimizers,
                    {p.name: grad_scaler(plan, device) for p in phases}, trainable, owned, objectives, sampler,
-                   monitors, start, ckpt, run_plan, restored)
+                   monitors, ema, start, ckpt, run_plan, restored)
 
 
 def _restore(method: Method, optimizers: dict[str, torch.optim.Optimizer], run_dir: Path, resume: bool,
@@ -283,7 +301,8 @@ def _restore(method: Method, optimizers: dict[str, torch.optim.Optimizer], run_d
     """Load the newest checkpoint into `method` and `optimizers` when resuming.
 
     Returns its step, its path and the loop state it carries ("stats": this rank's running sums of
-    the logged statistics; "monitors": the monitors' states; "sampler": the data position)."""
+    the logged statistics; "monitors": the monitors' states; "ema": the averaged generator's entries;
+    "sampler": the data position)."""
     ckpt = latest_checkpoint(run_dir) if resume and dist_info.is_main else None
     state = load_checkpoint(ckpt) if ckpt is not None else None
     if dist_info.enabled:
@@ -295,7 +314,7 @@ def _restore(method: Method, optimizers: dict[str, torch.optim.Optimizer], run_d
         load_optimizer_state(opt, state["optimizers"], name, ckpt)
     saved = state.get("stats") or []  # one entry per rank of the run that wrote it
     restored = {"stats": saved[dist_info.rank] if dist_info.rank < len(saved) else (saved[0] if saved else None),
-                "monitors": state.get("monitors") or [], "sampler": state.get("sampler")}
+                "monitors": state.get("monitors") or [], "ema": state.get("ema"), "sampler": state.get("sampler")}
     return int(state["step"]), ckpt, restored
 
 
@@ -320,7 +339,7 @@ def _step_inputs(s: Session, step: int) -> StepInputs:
 
 
 def _step(s: Session, step: int) -> None:
-    """One training step: every phase due at `step`, then the method's end-of-step hook."""
+    """One training step: every phase due at `step`, the method's end-of-step hook, then the G-EMA update."""
     inputs = _step_inputs(s, step)
     lr_scale = lr_factor(s.cfg, step)
     for i, phase in enumerate(s.phases):
@@ -360,6 +379,8 @@ def _step(s: Session, step: int) -> None:
         dist.broadcast_module(s.method, params=False)
     for name, value in s.method.on_step_end(step, s.real, s.real_y).items():
         stats.report(name, value)
+    if s.ema is not None:
+        s.ema.update(step, g_updated=any(step % p.interval == 0 for p in s.phases if p.role == "G"))
 
 
 def _grad_norm(opt: torch.optim.Optimizer) -> torch.Tensor:
@@ -395,19 +416,21 @@ def _log(s: Session, log: RunLog, finished: int, images_per_sec: float, bar: tqd
 
 
 def _save_grid(s: Session, finished: int) -> None:
-    """Rank 0: the class grid (images) or a scatter plot (2D points) under grids/."""
-    method, seed = s.method, derive_seed(s.cfg.train.seed, STREAM_GRID, 0)
+    """Rank 0: the class grid (images) or a scatter plot (2D points) under grids/, of the G-EMA
+    weights when they are on (then named in the PNG's Description, or the plot's title)."""
+    method, seed = s.sampled, derive_seed(s.cfg.train.seed, STREAM_GRID, 0)
     path = s.run_dir / "grids" / f"step-{finished:08d}.png"
+    caption = f"step {finished}, {generator_weights(s.cfg.recipe, True)}" if s.ema is not None else None
     was_training = method.training
     method.eval()
     if s.data.is_image:
         z = method.latent(s.cfg.train.grid_rows, generator=torch.Generator().manual_seed(seed))
         classes = list(range(max(method.num_classes, 1)))  # the model's classes (Self-Cond GAN: clusters)
-        save_png(class_grid(method, z, classes, s.device), path)
+        save_png(class_grid(method, z, classes, s.device), path, caption=caption)
     else:
         points, labels = generate(method, 2000, Classes.prior(), seed=seed, device=s.device, uint8=True,
                                   all_ranks=False)
-        save_scatter(points, labels.numpy() if labels is not None else None, path, title=path.stem)
+        save_scatter(points, labels.numpy() if labels is not None else None, path, title=caption or path.stem)
     method.train(was_training)
 
 
@@ -421,10 +444,12 @@ def _checkpoint(s: Session, finished: int, log: RunLog) -> Path:
     """
     extra = {"stats": dist.gather_objects(stats.state()),
              "monitors": [getattr(fn, "state_dict", lambda: None)() for _, fn in s.monitors],
-             "sampler": s.sampler.state_dict(finished)}
+             "sampler": s.sampler.state_dict(finished),
+             **({"ema": s.ema.state_dict()} if s.ema is not None else {})}
     try:
         if not s.main:
-            state = {"model": s.method.state_dict(), "optimizers": {n: o.state_dict() for n, o in s.optimizers.items()}}
+            state = {"model": s.method.state_dict(), "optimizers": {n: o.state_dict() for n, o in s.optimizers.items()},
+                     **extra}
             bad = non_finite(state)
             if bad is not None:
                 raise NonFiniteState(f"step {finished}: non-finite values in {bad}; checkpoint not written")
@@ -496,6 +521,9 @@ def train(
                   "without releasing it", file=sys.stderr)
         s = _setup(cfg, run_dir, resume, force, monitors, dist_info)
         t = s.cfg.train
+        if s.ema is not None and s.main:
+            print(f"condgan: note: {generator_weights(s.cfg.recipe, True)} is on: the grids, the collapse monitor, "
+                  "`condgan sample` and `condgan eval --run` use the averaged generator", file=sys.stderr)
         last_stats: dict[str, float] = {}
         t0, done = time.perf_counter(), 0
         stats.collect()  # drop anything reported before this run
@@ -522,7 +550,7 @@ def train(
                     bar.update(1)
                     for every, monitor in s.monitors:
                         if finished % every == 0 or last:
-                            for name, value in monitor(s.method, finished).items():
+                            for name, value in monitor(s.sampled, finished).items():
                                 stats.report(name, value)
                     if finished % t.log_every == 0 or last:
                         last_stats = _log(s, log, finished, done * t.batch_size / (time.perf_counter() - t0), bar)
@@ -561,11 +589,28 @@ def _resume_loop_state(s: Session) -> None:
 
 
 def _rank_main(cfg: Config | None, run_dir: Path, resume: bool, force: bool, progress: bool) -> None:
-    """One spawned rank of `train_spawned` (module level: torch.multiprocessing pickles it by name)."""
+    """One rank of `train_spawned` (module level: the spawn start method pickles it by name)."""
     try:
         train(cfg, run_dir, resume=resume, force=force, progress=progress)
     finally:
         dist.shutdown()
+
+
+def check_launch(nproc: int, cfg: Config | None, run_dir: str | Path, *, resume: bool, force: bool) -> None:
+    """What `train_spawned` would refuse, checked in the launching process before any rank starts:
+    the run directory (new, replace or resume, as rank 0 will decide) and the split of the batch."""
+    if nproc < 1:
+        raise ConfigError(f"--nproc: expected a positive number of processes, found {nproc}")
+    run_dir = Path(run_dir)
+    existed = run_dir.exists()
+    try:
+        plan = plan_run_dir(run_dir, cfg, resume=resume, force=force)
+    finally:
+        if not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # the writability probe made it; rank 0 makes it again under its lock
+    if plan.cfg.train.batch_size % nproc:
+        raise ConfigError(f"config field train.batch_size: the global batch must split evenly over {nproc} ranks, "
+                          f"found {plan.cfg.train.batch_size}")
 
 
 def train_spawned(
@@ -574,10 +619,20 @@ def train_spawned(
 ) -> Path:
     """`train` in `nproc` local processes (gloo on CPU, NCCL on CUDA); returns the newest checkpoint.
 
-    The same as `torchrun --nproc-per-node nproc` on one machine; each process uses
-    `train.threads` intra-op threads (set it so that nproc × threads ≤ cores).
+    The same as `torchrun --standalone --nproc-per-node nproc` (`condgan.dist.spawn`); each process
+    uses `train.threads` intra-op threads (set it so that nproc × threads ≤ cores). Raises the
+    rank's `CondganError` (one line) or `TrainingStopped` naming the checkpoint it saved.
     """
-    dist.spawn(nproc, _rank_main, cfg, Path(run_dir), resume, force, progress)
-    ckpt = latest_checkpoint(Path(run_dir))
+    run_dir = Path(run_dir)
+    check_launch(nproc, cfg, run_dir, resume=resume, force=force)
+    try:
+        dist.spawn(nproc, _rank_main, cfg, run_dir, resume, force, progress)
+    except TrainingStopped as stop:  # the ranks saved the step they stopped at: name it
+        ckpt = latest_checkpoint(run_dir)
+        step = int(ckpt.stem.split("-")[1]) if ckpt is not None else stop.step
+        where = f"at step {step}; checkpoint {ckpt}; resume with --resume" if ckpt is not None else \
+            "before the first checkpoint"
+        raise TrainingStopped(f"stopped by {signal_name(stop.signum)} {where}", stop.signum, step, ckpt) from None
+    ckpt = latest_checkpoint(run_dir)
     assert ckpt is not None  # the last step of a finished run always writes one
     return ckpt

@@ -7,7 +7,8 @@ highest per-class MS-SSIM) has lost modes. Every `monitor_every` steps this moni
 computes their within-class MS-SSIM (the suite's "diversity" metric, `PAIRS` pairs per class)
 and reports it; when the largest per-class value stays above the real threshold for
 `monitor_patience` consecutive checks, it warns once (printed, and logged as
-`monitor/collapse_warning` = 1 in metrics.jsonl at that step).
+`monitor/collapse_warning` = 1 in metrics.jsonl at that step). With G-EMA on (`recipe.ema_decay`)
+the samples are the averaged generator's, and the warning says so (`weights`).
 
 Early in training an untrained generator also produces near-identical images, so the warning is
 meaningful once training has settled; choose `monitor_every` × `monitor_patience` accordingly.
@@ -37,9 +38,11 @@ class CollapseMonitor:
     """
 
     def __init__(self, real_x: torch.Tensor | SampleView, real_y: torch.Tensor, num_classes: int, patience: int,
-                 seed: int = 0, say: Callable[[str], None] | None = None) -> None:
+                 seed: int = 0, say: Callable[[str], None] | None = None, weights: str | None = None) -> None:
         # real_x: the training images, indexable into float batches (a tensor, or the loop's SampleView)
         self.num_classes, self.patience, self.seed = num_classes, patience, seed
+        # G-EMA: what the checked samples come from (condgan.sampling.generator_weights), named in the warning
+        self.weights = weights
         self.say = say or (lambda msg: tqdm.write(msg, file=sys.stderr))
         # Real reference: SAMPLES_PER_CLASS training images per class, drawn once with the seed.
         gen = torch.Generator().manual_seed(seed)
@@ -84,7 +87,8 @@ class CollapseMonitor:
         if self.streak >= self.patience and not self.warned:
             self.warned = True
             worst = int(per_class.argmax())
-            self.say(f"condgan: warning: possible mode collapse at step {step}: within-class MS-SSIM of class "
+            source = f" ({self.weights})" if self.weights else ""
+            self.say(f"condgan: warning: possible mode collapse at step {step}{source}: within-class MS-SSIM of class "
                      f"{worst} is {per_class[worst]:.3f}, above the real data's highest per-class value "
                      f"{threshold:.3f} ({above} classes above it) for {self.streak} consecutive checks")
             out["monitor/collapse_warning"] = 1.0

@@ -1,0 +1,349 @@
+"""Quality per CPU-minute: every conditional method of condgan on Fashion-MNIST for the same CPU time.
+
+Each entry trains for `--budget` CPU-minutes of this process (`time.process_time`, all threads;
+run it alone: two trainings at once on 2 cores slow each other), `--seeds` seeds, one training at a
+time. `--points` times during training (equal fractions of the budget) it draws `--curve-n` samples
+and scores their FID in judge features against the real test set (the time this takes is not
+charged to the budget); at the end it draws `--n` samples and runs the evaluation suite on them
+(`condgan.evaluation.suite.evaluate`: judge accuracy with the spread across the cached judges of
+seeds 0..`--judges`-1, FID and KID in judge features, precision/recall/density/coverage, per-class
+MS-SSIM against real, and CAS with `--cas`). Entries (`--entries`, comma-separated):
+
+    acgan-paper     the AC-GAN paper's objective and condgan's default nets (preset acgan-fashion-mnist)
+    plain-loop      benchmarks/reference_loop.py on the same nets and losses (the single-file reference)
+    acgan-modern    the same nets with the modern recipe (preset acgan-fashion-mnist-modern, docs/quality.md)
+    ...             every other entry is a preset name with optional overrides, listed in ENTRIES
+
+Results go to OUT/<entry>-seed<S>.json (an existing file is reused, so an interrupted benchmark
+continues where it stopped); the script prints the table (mean ± std over seeds), the issue's
+targets for the default against their measured values, and draws FID against CPU-minutes for every
+entry in OUT/fid-vs-cpu.png.
+
+    python benchmarks/quality_per_budget.py --budget 10 --seeds 0,1,2 --out runs/quality [--cas]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from reference_loop import plain_acgan  # noqa: E402
+
+from condgan.config import Config, preset_or_path, resolve_config  # noqa: E402
+from condgan.data import LabelledData, load_dataset  # noqa: E402
+from condgan.evaluation.suite import EvalOptions, evaluate  # noqa: E402
+from condgan.metrics.classifier import default_judge_path, load_judge  # noqa: E402
+from condgan.metrics.features import judge_extractor, real_features  # noqa: E402
+from condgan.metrics.fid import fid  # noqa: E402
+from condgan.sampling import Classes, generate  # noqa: E402
+from condgan.training import loop  # noqa: E402
+
+# entry -> (preset, overrides). The default recipe is the acgan-fashion-mnist preset's.
+ENTRIES: dict[str, tuple[str, list[str]]] = {
+    "acgan-paper": ("acgan-fashion-mnist", []),
+    "tacgan": ("tacgan-fashion-mnist", []),
+    "adcgan": ("adcgan-fashion-mnist", []),
+    "reacgan": ("reacgan-fashion-mnist", []),
+    "lapgan": ("lapgan-fashion-mnist", []),
+    "cclapgan": ("cclapgan-fashion-mnist", []),
+    "plain-loop": ("acgan-fashion-mnist", []),
+    # SN on D, hinge, G-EMA (the curve and the final samples come from the average), DiffAugment
+    # translation, betas (0, 0.999): docs/quality.md
+    "acgan-modern": ("acgan-fashion-mnist-modern", []),
+    "cgan-projection-modern": ("cgan-fashion-mnist", [
+        "method.cgan_variant=projection", "method.d_source_loss=hinge", "method.g_source_loss=hinge",
+        "optim.g_beta1=0.0", "optim.g_beta2=0.999", "optim.d_beta1=0.0", "optim.d_beta2=0.999",
+        "recipe.spectral_norm=d", "recipe.ema_decay=0.999", "recipe.ema_start=500", "recipe.diffaugment=translation"]),
+}
+DEFAULT_ENTRY = "acgan-paper"  # the entry the issue's targets are checked for
+PAPER_ENTRY = "acgan-paper"
+PLAIN_ENTRY = "plain-loop"
+SUITE = ["accuracy", "fid", "kid", "prdc", "diversity"]
+
+
+class _BudgetSpent(Exception):
+    """Ends a condgan training run once its CPU budget is used."""
+
+
+class Clock:
+    """Process CPU seconds spent training since the first step: excludes setup (data loading, net
+    construction) and the time the snapshots take."""
+
+    def __init__(self) -> None:
+        self.start: float | None = None
+        self.excluded = 0.0
+
+    def spent(self) -> float:
+        if self.start is None:  # the first step's end: count from here
+            self.start = time.process_time()
+        return time.process_time() - self.start - self.excluded
+
+    def excluding(self, fn: Callable[[], object]) -> object:
+        t0 = time.process_time()
+        try:
+            return fn()
+        finally:
+            self.excluded += time.process_time() - t0
+
+
+def _config(entry: str, seed: int, extra: list[str]) -> Config:
+    preset, overrides = ENTRIES[entry]
+    return resolve_config([preset_or_path(preset)], overrides=[*overrides, *extra, f"train.seed={seed}",
+                                                               "train.steps=100000000", "train.ckpt_every=100000000",
+                                                               "train.grid_every=100000000", "train.log_every=100"])
+
+
+def _sample_plain(G: torch.nn.Module, cfg: Config, n: int, num_classes: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % num_classes
+    G.eval()
+    with torch.no_grad():
+        x = torch.cat([G(torch.randn(min(500, n - s), cfg.model.z_dim, generator=gen), labels[s:s + 500])
+                       for s in range(0, n, 500)])
+    G.train()
+    return x.clamp(-1, 1), labels.numpy()
+
+
+def _sample_method(method, n: int, seed: int) -> tuple[torch.Tensor, np.ndarray | None]:
+    was_training = method.training
+    method.eval()
+    with torch.no_grad():
+        x, labels = generate(method, n, Classes.balanced(), seed=seed)
+    method.train(was_training)
+    return x.clamp(-1, 1), None if labels is None else labels.numpy()
+
+
+def train_entry(entry: str, seed: int, args: argparse.Namespace, real: LabelledData, judge) -> dict:
+    """Train `entry` for the budget; returns the curve (CPU-min, step, FID) and the final samples."""
+    cfg = _config(entry, seed, args.set)
+    budget = args.budget * 60.0
+    marks = [budget * (k + 1) / args.points for k in range(args.points)]
+    ex = judge_extractor(judge)
+    real_f = real_features(real, "test", ex, progress=False)[0]
+    curve: list[dict] = []
+    final: dict = {}
+    clock = Clock()
+
+    def snapshot(draw: Callable[[int], tuple[torch.Tensor, np.ndarray | None]], step: int) -> bool:
+        """At each mark: the curve's FID; at the last: the final samples. True when the budget is spent."""
+        spent = clock.spent()
+        if spent < marks[len(curve)]:
+            return False
+
+        def measure():
+            x, _ = draw(args.curve_n)
+            curve.append({"cpu_min": spent / 60, "step": step,
+                          "fid": fid(real_f, ex.extract(x, progress=False)[0])["fid"]})
+            if len(curve) == len(marks):
+                final["x"], final["y"] = draw(args.n)
+                final["step"], final["cpu_min"] = step, spent / 60
+        clock.excluding(measure)
+        return len(curve) == len(marks)
+
+    torch.set_num_threads(args.threads)
+    if entry == PLAIN_ENTRY:
+        data = loop.load_training_data(cfg).data
+        for step, G in plain_acgan(cfg, data):
+            if snapshot(lambda n, G=G: _sample_plain(G, cfg, n, data.num_classes, seed + 1), step):
+                break
+    else:
+        def monitor(method, step: int) -> dict[str, float]:
+            if snapshot(lambda n: _sample_method(method, n, seed + 1), step):
+                raise _BudgetSpent
+            return {}
+
+        run_dir = Path(args.out) / "runs" / f"{entry}-seed{seed}"
+        try:
+            loop.train(cfg, run_dir, force=True, progress=False, monitors=[(1, monitor)])
+        except _BudgetSpent:
+            pass
+    return {"curve": curve, **final}
+
+
+def score(final: dict, real: LabelledData, judges: list, args: argparse.Namespace) -> dict:
+    metrics = SUITE + (["cas"] if args.cas else [])
+    label_kind = "class" if final["y"] is not None else "none"
+    result = evaluate(final["x"], final["y"], real, label_kind=label_kind, judge=judges[0], extra_judges=judges[1:],
+                      metrics=metrics, options=EvalOptions(pairs=args.pairs, progress=False))
+    return {"metrics": result["metrics"], "skipped": result["skipped"], "extractors": result["extractors"]}
+
+
+def run_all(args: argparse.Namespace) -> dict[str, list[dict]]:
+    real = load_dataset("fashion-mnist", "test")
+    shape = real.sample_shape
+    judges = []
+    for s in range(args.judges):
+        path = default_judge_path(real.name, shape, s)
+        if not path.is_file():
+            raise SystemExit(f"no cached judge of seed {s} ({path}); train it first: "
+                             f"condgan classifier train --data fashion-mnist --seed {s}")
+        judges.append(load_judge(path))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, list[dict]] = {}
+    for entry in args.entries:
+        for seed in args.seeds:
+            path = out / f"{entry}-seed{seed}.json"
+            if path.is_file():
+                results.setdefault(entry, []).append(json.loads(path.read_text()))
+                continue
+            t0 = time.perf_counter()
+            trained = train_entry(entry, seed, args, real, judges[0])
+            row = {"entry": entry, "seed": seed, "budget_cpu_min": args.budget, "curve": trained["curve"],
+                   "steps": trained["step"], "train_cpu_min": trained["cpu_min"],
+                   "train_wall_min": (time.perf_counter() - t0) / 60, **score(trained, real, judges, args),
+                   "judges": [j.id for j in judges]}
+            path.write_text(json.dumps(row, indent=1))
+            print(f"{entry} seed {seed}: {row['steps']} steps, FID {row['metrics']['fid']:.2f}, "
+                  f"accuracy {row['metrics'].get('accuracy', float('nan')):.3f}", flush=True)
+            results.setdefault(entry, []).append(row)
+    return results
+
+
+def _per_class(m: dict, prefix: str) -> np.ndarray | None:
+    keys = sorted((k for k in m if k.startswith(f"{prefix}/class_")), key=lambda k: int(k.rsplit("_", 1)[1]))
+    return np.array([m[k] for k in keys]) if keys else None
+
+
+def _mean_std(rows: list[dict], fn: Callable[[dict], float | None]) -> str:
+    v = np.array([x for x in (fn(r["metrics"]) for r in rows) if x is not None], dtype=np.float64)
+    if not len(v):
+        return "–"
+    return f"{v.mean():.3f}" + (f" ± {v.std(ddof=1):.3f}" if len(v) > 1 else "")
+
+
+def _worst_class_ratio(m: dict) -> float | None:
+    gen, real = _per_class(m, "accuracy"), _per_class(m, "real_accuracy")
+    return None if gen is None or real is None else float((gen / real).min())
+
+
+def _classes_less_diverse(m: dict) -> float | None:
+    gen, real = _per_class(m, "msssim_gen"), _per_class(m, "msssim_real")
+    return None if gen is None or real is None else float((gen > real + 0.02).sum())
+
+
+COLUMNS: list[tuple[str, Callable[[dict], float | None]]] = [
+    ("judge accuracy", lambda m: m.get("accuracy")),
+    ("spread across judges (max − min)", lambda m: m["accuracy_judges_max"] - m["accuracy_judges_min"]
+     if "accuracy_judges_max" in m else None),
+    ("worst class / real", _worst_class_ratio),
+    ("FID (judge)", lambda m: m.get("fid")),
+    ("KID (judge)", lambda m: m.get("kid_mean")),
+    ("precision", lambda m: m.get("precision")),
+    ("recall", lambda m: m.get("recall")),
+    ("classes MS-SSIM > real + 0.02", _classes_less_diverse),
+    ("CAS", lambda m: m.get("cas")),
+]
+
+
+def table(results: dict[str, list[dict]]) -> None:
+    print("\n| entry | seeds | steps | " + " | ".join(c for c, _ in COLUMNS) + " |")
+    print("|---" * (3 + len(COLUMNS)) + "|")
+    for entry, rows in results.items():
+        steps = int(np.mean([r["steps"] for r in rows]))
+        cells = [_mean_std(rows, fn) for _, fn in COLUMNS]
+        print(f"| {entry} | {len(rows)} | {steps} | " + " | ".join(cells) + " |")
+
+
+def _first_cpu_at(curve: list[dict], fid_value: float) -> float | None:
+    return next((p["cpu_min"] for p in curve if p["fid"] <= fid_value), None)
+
+
+def targets(results: dict[str, list[dict]], default: str) -> None:
+    """The issue's targets for the default entry, each with its measured value (means over seeds)."""
+    if default not in results:
+        return
+    rows = results[default]
+    mean = lambda fn: float(np.mean([fn(r["metrics"]) for r in rows]))  # noqa: E731
+    checks = [
+        ("judge accuracy within 3 points of the judge's real accuracy",
+         mean(lambda m: m["real_accuracy"] - m["accuracy"]), lambda v: v <= 0.03),
+        ("every class ≥ 0.8 × the judge's real accuracy on it", mean(_worst_class_ratio), lambda v: v >= 0.8),
+        ("recall ≥ 0.6", mean(lambda m: m["recall"]), lambda v: v >= 0.6),
+        ("every class's MS-SSIM ≤ real + 0.02 (classes above)", mean(_classes_less_diverse), lambda v: v == 0),
+    ]
+    if PAPER_ENTRY in results and default != PAPER_ENTRY:
+        paper = float(np.mean([r["metrics"]["fid"] for r in results[PAPER_ENTRY]]))
+        checks.append(("FID ≤ ½ of the paper AC-GAN's (ratio)", mean(lambda m: m["fid"]) / paper, lambda v: v <= 0.5))
+    if PLAIN_ENTRY in results:
+        ratios = []
+        for plain, ours in zip(results[PLAIN_ENTRY], rows):
+            at = _first_cpu_at(ours["curve"], plain["metrics"]["fid"])
+            ratios.append(np.inf if at is None else at / plain["train_cpu_min"])
+        checks.append(("reaches the plain loop's final FID in ≤ ⅓ of its CPU time (ratio)", float(np.mean(ratios)),
+                       lambda v: v <= 1 / 3))
+    print(f"\ntargets for {default}:\n| target | measured | met |\n|---|---|---|")
+    for name, value, ok in checks:
+        print(f"| {name} | {value:.3f} | {'yes' if ok(value) else 'no'} |")
+
+
+def figure(results: dict[str, list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for entry, rows in results.items():
+        points = min(len(r["curve"]) for r in rows)
+        cpu = np.mean([[p["cpu_min"] for p in r["curve"][:points]] for r in rows], axis=0)
+        fids = np.array([[p["fid"] for p in r["curve"][:points]] for r in rows])
+        ax.plot(cpu, fids.mean(0), marker="o", ms=3, label=entry)
+        if len(rows) > 1:
+            ax.fill_between(cpu, fids.min(0), fids.max(0), alpha=0.15)
+    ax.set_xlabel("training CPU-minutes (process time, 2 threads)")
+    ax.set_ylabel("FID in judge features (lower is better)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Fashion-MNIST, equal CPU budgets (mean over seeds, band: min–max)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"\nwrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=10.0, help="training CPU-minutes per run")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--entries", default=",".join(ENTRIES), help=f"comma-separated subset of {', '.join(ENTRIES)}")
+    parser.add_argument("--default", default=DEFAULT_ENTRY, help="the entry whose targets are checked")
+    parser.add_argument("--points", type=int, default=10, help="FID measurements along each run")
+    parser.add_argument("--curve-n", type=int, default=5000, help="samples per curve point")
+    parser.add_argument("--n", type=int, default=10_000, help="samples of the final evaluation")
+    parser.add_argument("--pairs", type=int, default=100, help="MS-SSIM pairs per class")
+    parser.add_argument("--judges", type=int, default=2, help="cached judges of seeds 0..N-1")
+    parser.add_argument("--cas", action="store_true", help="also CAS (about 1.5 CPU-minutes per run)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override for every entry (e.g. data.num_samples=2000 for a smoke run)")
+    parser.add_argument("--out", default="runs/quality")
+    args = parser.parse_args()
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.entries = [e.strip() for e in args.entries.split(",") if e.strip()]
+    unknown = [e for e in args.entries if e not in ENTRIES]
+    if unknown:
+        parser.error(f"unknown entries {unknown}; expected some of {', '.join(ENTRIES)}")
+    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
+          f"load average at start {os.getloadavg()[0]:.1f}; budget {args.budget} CPU-min per run")
+    print("command: python " + " ".join(sys.argv))
+    results = run_all(args)
+    table(results)
+    targets(results, args.default)
+    figure(results, Path(args.out) / "fid-vs-cpu.png")
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
