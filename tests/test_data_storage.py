@@ -335,3 +335,16 @@ def test_storage_auto_chooses_by_size_and_says_so(tmp_path, monkeypatch, capsys)
         storage.open_training_data(resolve_config(overrides=["data.name=ring", "data.storage=stream"]).data, 0)
     with pytest.raises(ConfigError, match="data.storage: expected one of auto, memory, stream, found 'disk'"):
         resolve_config(overrides=["data.storage=disk"])
+
+
+def test_data_classes_select_the_same_samples_from_every_storage(tmp_path):
+    src = make_folder(tmp_path / "src", per_class=4)
+    pack_folder(src, tmp_path / "pack", 28, channels=1, progress=False)
+    expected = load_dataset("folder", data_dir=src, resolution=28, channels=1, classes=[2, 0], num_samples=5, seed=3)
+    assert expected.class_names == ("class2", "class0") and len(expected) == 5
+    for name, where, how in (("folder", src, "stream"), ("folder", src, "memory"), ("packed", tmp_path / "pack", "stream")):
+        d = resolve_config(overrides=TINY + [f"data.name={name}", f"data.data_dir={where}", f"data.storage={how}",
+                                             "data.num_workers=0", "data.classes=[2, 0]", "data.num_samples=5"]).data
+        got = storage.open_training_data(d, seed=3)
+        assert got.class_names == expected.class_names and torch.equal(got.y, expected.y), (name, how)
+        assert torch.equal(storage.SampleView(got, "cpu")[:], expected.x()), (name, how)
