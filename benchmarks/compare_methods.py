@@ -123,7 +123,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     real = load_dataset("fashion-mnist", "test")
-    judge = load_judge(default_judge_path(real.name, tuple(real.x.shape[1:])))
+    judge = load_judge(default_judge_path(real.name, real.sample_shape))
     rows = []
     t_all = time.perf_counter()
     for name in args.methods.split(","):

@@ -55,7 +55,7 @@ def suite(args: argparse.Namespace) -> list[tuple[str, float, float, dict]]:
         check_against(samples, real, args.samples, args.pairs)
         gen_x, gen_y = samples.float_images(), samples.labels
     else:
-        gen_x, gen_y = real.x[: args.n], real.y[: args.n].numpy()
+        gen_x, gen_y = real.x(slice(0, args.n)), real.y[: args.n].numpy()
     judge = ensure_judge("fashion-mnist")
     cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="condgan-eval-bench-"))
     metrics = [m for m in DEFAULT_METRICS if m != "cas"]
@@ -138,8 +138,8 @@ def msssim_speed(args: argparse.Namespace) -> None:
 
     real = load_dataset("fashion-mnist", "test")
     g = torch.Generator().manual_seed(0)
-    i, j = torch.randint(0, len(real.x), (2, args.msssim_pairs), generator=g)
-    x, y = real.x[i], real.x[j]
+    i, j = torch.randint(0, len(real), (2, args.msssim_pairs), generator=g)
+    x, y = real.x(i), real.x(j)
     s = default_settings(28, 28)
     timings = {}
     for name, fn in (

@@ -615,8 +615,8 @@ def grad_check_cost(reps: int = 200) -> str:
         opts = {p.name: torch.optim.Adam(p.module.parameters()) for p in method.phases()}
         steps, norms = [], []
         for i in range(max(reps // 5, 10)):
-            idx = torch.randint(0, len(data.x), (64,))
-            inputs = StepInputs(data.x[idx], data.y[idx], idx, method.latent(64), method.sample_classes(64), i)
+            idx = torch.randint(0, len(data), (64,))
+            inputs = StepInputs(data.data.x(idx), data.y[idx], idx, method.latent(64), method.sample_classes(64), i)
             t0 = time.process_time()
             for phase in method.phases():
                 opts[phase.name].zero_grad(set_to_none=True)

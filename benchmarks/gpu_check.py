@@ -83,7 +83,7 @@ def main() -> None:
         row["images_per_sec"] = train_speed.time_condgan_ranks(cfg, args.nproc, args.steps)
     else:
         cfg = _config(args.data_dir, args.device, args.set)
-        data = loop.load_training_data(cfg)
+        data = loop.load_training_data(cfg).data
         if args.item == "plain":
             rate = train_speed.time_plain(cfg, data, args.seconds, device=args.device)[0]
         else:

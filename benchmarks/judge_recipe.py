@@ -31,7 +31,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    from condgan.data import LabelledData, load_dataset
+    from condgan.data import load_dataset
     from condgan.metrics.cas import CAS_EPOCHS, classification_accuracy_score
     from condgan.metrics.classifier import JUDGE_DROPOUT, JUDGE_EPOCHS, JUDGE_SHIFT, train_judge
 
@@ -41,8 +41,8 @@ def main() -> None:
     t0, w0 = time.process_time(), time.perf_counter()
     if args.cas:
         epochs = args.epochs or CAS_EPOCHS
-        sub = LabelledData(train.x[:args.cas], train.y[:args.cas], train.class_names, train.name)
-        out = classification_accuracy_score(sub.x, sub.y.numpy(), test, epochs=epochs, seed=args.seed)
+        sub = train.subset(slice(0, args.cas))
+        out = classification_accuracy_score(sub.x(), sub.y.numpy(), test, epochs=epochs, seed=args.seed)
         acc, what = out["cas"], f"CAS of {args.cas} real training images, {epochs} epochs"
     else:
         kw = dict(epochs=args.epochs or JUDGE_EPOCHS, dropout=JUDGE_DROPOUT if args.dropout is None else args.dropout,

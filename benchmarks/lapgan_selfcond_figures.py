@@ -38,7 +38,7 @@ def lapgan_report(run: Path, out: Path) -> dict:
     loaded = load_run(run)
     method = loaded.method
     levels = method.K + 1
-    real = load_training_data(loaded.config).x[:NUM_SAMPLES]
+    real = load_training_data(loaded.config).data.x(slice(0, NUM_SAMPLES))
     fake, _ = generate(method, NUM_SAMPLES, Classes.prior(), seed=0)
     classes = list(range(method.num_classes)) if method.conditional else None
     png = lapgan_chain(method, out / "lapgan-chain.png", n=min(6, max(method.num_classes, 4)), classes=classes,

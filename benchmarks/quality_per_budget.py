@@ -153,7 +153,7 @@ def train_entry(entry: str, seed: int, args: argparse.Namespace, real: LabelledD
 
     torch.set_num_threads(args.threads)
     if entry == PLAIN_ENTRY:
-        data = loop.load_training_data(cfg)
+        data = loop.load_training_data(cfg).data
         for step, G in plain_acgan(cfg, data):
             if snapshot(lambda n, G=G: _sample_plain(G, cfg, n, data.num_classes, seed + 1), step):
                 break
@@ -181,7 +181,7 @@ def score(final: dict, real: LabelledData, judges: list, args: argparse.Namespac
 
 def run_all(args: argparse.Namespace) -> dict[str, list[dict]]:
     real = load_dataset("fashion-mnist", "test")
-    shape = tuple(real.x.shape[1:])
+    shape = real.sample_shape
     judges = []
     for s in range(args.judges):
         path = default_judge_path(real.name, shape, s)

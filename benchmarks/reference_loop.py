@@ -20,7 +20,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from condgan.config import Config
-from condgan.data import LabelledData, to_uint8_nhwc
+from condgan.data import LabelledData
 from condgan.nets import DataSpec, build_pair
 
 
@@ -28,7 +28,7 @@ class PerImageDataset(Dataset):
     """uint8 images decoded one at a time, as torchvision's MNIST/CIFAR10 datasets + transforms do."""
 
     def __init__(self, data: LabelledData) -> None:
-        self.images = to_uint8_nhwc(data.x)  # N×H×W×C uint8, like the files on disk
+        self.images = data.to_uint8_nhwc()  # N×H×W×C uint8, like the files on disk
         self.labels = data.y.tolist()
 
     def __len__(self) -> int:

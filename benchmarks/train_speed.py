@@ -47,6 +47,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from condgan.config import Config, resolve_config
 from condgan.data import LabelledData
+from condgan.data.storage import TrainingData
 from condgan.methods import StepInputs, build_method
 from condgan.nets import DataSpec
 from condgan.training import loop
@@ -62,7 +63,7 @@ class _Stop(Exception):
 
 def _setups(extra: list[str]) -> dict[str, tuple[Config, LabelledData]]:
     fm_cfg = resolve_config(overrides=["data.name=fashion-mnist", *extra])
-    fm = loop.load_training_data(fm_cfg)
+    fm = loop.load_training_data(fm_cfg).data
     g = torch.Generator().manual_seed(0)
     rand = LabelledData(torch.rand(RANDOM_IMAGES, 3, 32, 32, generator=g) * 2 - 1,
                         torch.randint(0, 10, (RANDOM_IMAGES,), generator=g), tuple(str(i) for i in range(10)), "random")
@@ -89,7 +90,7 @@ def time_condgan(cfg: Config, data: LabelledData, seconds: float) -> Rates:
     cfg = resolve_config(base=cfg.to_dict(), overrides=["train.steps=100000000", "train.grid_every=100000000",
                                                          "train.ckpt_every=100000000", "train.log_every=50"])
     original = loop.load_training_data
-    loop.load_training_data = lambda _cfg: data  # random data for the paper-size setup
+    loop.load_training_data = lambda _cfg: TrainingData(data, "memory", "benchmark data")  # e.g. random data
     try:
         with tempfile.TemporaryDirectory() as tmp:
             try:
@@ -140,7 +141,7 @@ def step_flops(cfg: Config, data: LabelledData) -> int:
     method = build_method(cfg, DataSpec(data.sample_shape, data.num_classes, len(data)))
     b = cfg.train.batch_size
     idx = torch.arange(b)
-    inputs = StepInputs(data.x[idx], data.y[idx], idx, method.latent(b), method.sample_classes(b), 0)
+    inputs = StepInputs(data.x(idx), data.y[idx], idx, method.latent(b), method.sample_classes(b), 0)
     phases = method.phases()
     with FlopCounterMode(display=False) as counter:
         for i, phase in enumerate(phases):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cli_data import write_fashion_like
-from condgan.data import LabelledData, load_dataset
+from condgan.data import load_dataset
 from condgan.errors import ConfigError
 from condgan.evaluation.suite import EvalOptions, evaluate
 from condgan.metrics.cas import classification_accuracy_score
@@ -23,8 +23,8 @@ def fashion():
     train = load_dataset("fashion-mnist", "train", data_dir=DEBIAN_FASHION)
     test = load_dataset("fashion-mnist", "test", data_dir=DEBIAN_FASHION)
     # A tiny case: 640 training images as "samples", 1000 test images as the real reference.
-    small_test = LabelledData(test.x[:1000], test.y[:1000], test.class_names, test.name)
-    return train.x[:640], train.y[:640].numpy(), small_test
+    small_test = test.subset(slice(0, 1000))
+    return train.x()[:640], train.y[:640].numpy(), small_test
 
 
 def test_cas_of_real_images_is_high_and_of_shuffled_labels_near_chance(fashion):
@@ -56,25 +56,25 @@ def synthetic(tmp_path_factory):
     test = load_dataset("fashion-mnist", "test", data_dir=folder)
     model, acc, _ = train_judge(train, test, epochs=1, shift=0, progress=False)
     judge = save_judge(model, root / "judge.safetensors", dataset=train.name, class_names=list(train.class_names),
-                       sample_shape=tuple(train.x.shape[1:]), test_accuracy=acc)
+                       sample_shape=tuple(train.x().shape[1:]), test_accuracy=acc)
     return {"root": root, "train": train, "test": test, "judge": judge}
 
 
 def test_cas_suite_metric_keys_and_skip(synthetic):
     test = synthetic["test"]
     opts = EvalOptions(progress=False, cache_dir=synthetic["root"] / "cache", cas_epochs=1)
-    out = evaluate(test.x, test.y.numpy(), test, judge=synthetic["judge"], metrics=["cas", "accuracy"], options=opts)
+    out = evaluate(test.x(), test.y.numpy(), test, judge=synthetic["judge"], metrics=["cas", "accuracy"], options=opts)
     k = [f"/class_{i}" for i in range(10)]
     assert out["keys"]["cas"] == ["cas", *("cas" + s for s in k), "cas_real", *("cas_real" + s for s in k),
                                   "cas_epochs"]
     m = out["metrics"]
     assert m["cas_real"] == m["real_accuracy"] and m["cas_epochs"] == 1.0
     assert "trained on the samples" in out["extractors"]["cas"] and synthetic["judge"].id in out["extractors"]["cas"]
-    again = evaluate(test.x, test.y.numpy(), test, judge=synthetic["judge"], metrics=["cas"], options=opts)
+    again = evaluate(test.x(), test.y.numpy(), test, judge=synthetic["judge"], metrics=["cas"], options=opts)
     assert again["metrics"] == {key: m[key] for key in again["metrics"]}
     # Unconditional samples: no classes to train on.
-    none = evaluate(test.x, None, test, label_kind="none", judge=synthetic["judge"], metrics=["cas"], options=opts)
+    none = evaluate(test.x(), None, test, label_kind="none", judge=synthetic["judge"], metrics=["cas"], options=opts)
     assert "cas" in none["skipped"] and not none["metrics"]
     with pytest.raises(ConfigError, match="--cas-epochs"):
-        evaluate(test.x, test.y.numpy(), test, judge=synthetic["judge"], metrics=["cas"],
+        evaluate(test.x(), test.y.numpy(), test, judge=synthetic["judge"], metrics=["cas"],
                  options=EvalOptions(progress=False, cas_epochs=0))

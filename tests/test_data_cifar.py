@@ -89,7 +89,7 @@ def test_py2_style_pickle_is_what_real_batches_look_like(tmp_path):
 def test_round_trip(tmp_path, py2):
     written = make_cifar(tmp_path, py2=py2)
     train = load_cifar10("train", data_dir=tmp_path)
-    assert train.x.shape == (20, 3, 32, 32) and train.x.dtype == torch.float32
+    assert train.x().shape == (20, 3, 32, 32) and train.x().dtype == torch.float32
     assert train.class_names == tuple(NAMES) and train.name == "cifar10"
     expected = np.concatenate([written[f"data_batch_{i}"][0] for i in range(1, 6)])
     # Row layout: 1024 red, 1024 green, 1024 blue values, each plane row-major.

@@ -222,5 +222,5 @@ def test_published_fashion_mnist_md5s_match_the_real_files(server, tmp_path):
         (root / path.name).write_bytes(official_gzip(path))
     dest = fetch_dataset("fashion-mnist", tmp_path / "fm", base_url=url)
     test = load_idx("fashion-mnist", "test", data_dir=dest)
-    assert test.x.shape == (10000, 1, 28, 28)
+    assert test.x().shape == (10000, 1, 28, 28)
     assert np.bincount(test.y.numpy()).tolist() == [1000] * 10

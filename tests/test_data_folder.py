@@ -34,7 +34,7 @@ def test_mixed_sizes_and_modes(tmp_path):
     data = load_folder(tmp_path, resolution=8)
     assert data.class_names == ("cat", "dog")  # sorted sub-folder names
     assert data.y.tolist() == [0, 0, 1, 1]
-    assert data.x.shape == (4, 3, 8, 8) and data.name == f"folder:{tmp_path.resolve()}"
+    assert data.x().shape == (4, 3, 8, 8) and data.name == f"folder:{tmp_path.resolve()}"
     u = data.to_uint8_nhwc().astype(int)
     # Solid colours survive resizing and mode conversion (up to JPEG/WebP error).
     assert np.abs(u[0] - 128).max() == 0                      # gray → RGB repeats the value
@@ -47,10 +47,10 @@ def test_channels_default_to_gray_only_when_every_image_is_gray(tmp_path):
     save(tmp_path / "a" / "1.png", solid(8, 8, 10))
     save(tmp_path / "b" / "2.png", solid(8, 8, 200))
     gray = load_folder(tmp_path)
-    assert gray.x.shape == (2, 1, 8, 8)  # native resolution when all share one square size
+    assert gray.x().shape == (2, 1, 8, 8)  # native resolution when all share one square size
     np.testing.assert_array_equal(gray.to_uint8_nhwc()[:, 0, 0, 0], [10, 200])
     save(tmp_path / "b" / "3.png", solid(8, 8, [1, 2, 3]))
-    assert load_folder(tmp_path).x.shape == (3, 3, 8, 8)
+    assert load_folder(tmp_path).x().shape == (3, 3, 8, 8)
     rgb_as_gray = load_folder(tmp_path, channels=1).to_uint8_nhwc()
     assert rgb_as_gray.shape == (3, 8, 8, 1)
     assert rgb_as_gray[2, 0, 0, 0] == round(0.299 * 1 + 0.587 * 2 + 0.114 * 3)  # BT.601 luma
@@ -66,7 +66,7 @@ def test_transparency_is_composited_onto_black(tmp_path):
 def test_sixteen_bit_gray_is_scaled_not_clipped(tmp_path):
     save(tmp_path / "a" / "1.png", solid(4, 4, 40000, np.uint16))
     data = load_folder(tmp_path)
-    assert data.x.shape == (1, 1, 4, 4)
+    assert data.x().shape == (1, 1, 4, 4)
     assert data.to_uint8_nhwc()[0, 0, 0, 0] == 40000 >> 8
 
 
@@ -119,4 +119,4 @@ def test_labels_are_int64_and_values_in_range(tmp_path):
         save(tmp_path / f"class{k}" / "x.png", solid(5, 5, [k * 100] * 3))
     data = load_folder(tmp_path, resolution=5)
     assert data.y.dtype == torch.int64 and data.num_classes == 3
-    assert data.x.min() >= -1 and data.x.max() <= 1
+    assert data.x().min() >= -1 and data.x().max() <= 1

@@ -83,7 +83,7 @@ def test_labelled_data_properties_and_validation():
 def test_round_trip(tmp_path, gz, split):
     images, labels = make_split(tmp_path, split, gz=gz)
     data = load_idx("mnist", split, data_dir=tmp_path)
-    assert data.x.shape == (12, 1, 28, 28) and data.x.dtype == torch.float32
+    assert data.x().shape == (12, 1, 28, 28) and data.x().dtype == torch.float32
     np.testing.assert_array_equal(data.to_uint8_nhwc()[..., 0], images)
     np.testing.assert_array_equal(data.y.numpy(), labels)
     assert data.y.dtype == torch.int64
@@ -212,11 +212,11 @@ def test_real_fashion_mnist_from_system_dir(monkeypatch):
     start = time.perf_counter()
     train = load_idx("fashion-mnist", "train")
     seconds = time.perf_counter() - start
-    assert train.x.shape == (60000, 1, 28, 28)
-    assert train.x.min() == -1.0 and train.x.max() == 1.0
+    assert train.x().shape == (60000, 1, 28, 28)
+    assert train.x().min() == -1.0 and train.x().max() == 1.0
     # Fashion-MNIST is balanced: 6000 training images per class.
     assert train.y.bincount().tolist() == [6000] * 10
     assert train.class_names == CLASS_NAMES["fashion-mnist"]
     assert seconds < 5, f"loading took {seconds:.1f} s"
     test = load_idx("fashion-mnist", "test")
-    assert test.x.shape == (10000, 1, 28, 28) and test.y.bincount().tolist() == [1000] * 10
+    assert test.x().shape == (10000, 1, 28, 28) and test.y.bincount().tolist() == [1000] * 10

@@ -32,25 +32,25 @@ def test_samples_match_the_mixture(name, modes, variance):
     data = load_toy(name, num_samples=n, seed=1)
     means, _ = modes()
     k = len(means)
-    assert data.x.shape == (n, 2) and data.x.dtype == torch.float32 and data.y.dtype == torch.int64
+    assert data.x().shape == (n, 2) and data.x().dtype == torch.float32 and data.y.dtype == torch.int64
     assert data.num_classes == k and data.name == name and not data.is_image
     # Uniform over modes: each count within 5 binomial standard deviations of n/k.
     counts = torch.bincount(data.y, minlength=k).double()
     assert (counts - n / k).abs().max() < 5 * math.sqrt(n * (1 / k) * (1 - 1 / k))
     for mode in range(k):
-        points = data.x[data.y == mode].double()
+        points = data.x()[data.y == mode].double()
         m = len(points)
         # The mean's standard error is sqrt(variance / m); allow 5 of them.
         assert (points.mean(0) - means[mode].double()).abs().max() < 5 * math.sqrt(variance / m)
         # A sample variance's relative standard error is sqrt(2 / (m - 1)); allow 5 of them.
         assert (points.var(0) / variance - 1).abs().max() < 5 * math.sqrt(2 / (m - 1))
     # Labels are the mode drawn from: every point is nearest to its own mean.
-    nearest = torch.cdist(data.x, means).argmin(dim=1)
+    nearest = torch.cdist(data.x(), means).argmin(dim=1)
     assert torch.equal(nearest, data.y)
 
 
 def test_seed_and_split_reproducibility():
     a = load_toy("ring", "train", 1000, seed=3)
-    assert torch.equal(a.x, load_toy("ring", "train", 1000, seed=3).x)
-    assert not torch.equal(a.x, load_toy("ring", "test", 1000, seed=3).x)
-    assert not torch.equal(a.x, load_toy("ring", "train", 1000, seed=4).x)
+    assert torch.equal(a.x(), load_toy("ring", "train", 1000, seed=3).x())
+    assert not torch.equal(a.x(), load_toy("ring", "test", 1000, seed=3).x())
+    assert not torch.equal(a.x(), load_toy("ring", "train", 1000, seed=4).x())

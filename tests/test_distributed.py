@@ -17,7 +17,8 @@ from condgan.nets import DataSpec
 from condgan.sampling import generate
 from condgan import dist as distributed
 from condgan.run.checkpoint import load_checkpoint
-from condgan.training.loop import EpochSampler, train, train_spawned
+from condgan.data.sampler import EpochSampler
+from condgan.training.loop import train, train_spawned
 
 # MLP nets on the 2D ring: no BatchNorm and no dropout, so the only difference between one process
 # with batch 64 and two with 32 each is the summation order of the gradient means.

@@ -29,7 +29,7 @@ def setup(tmp_path_factory):
     # No shift augmentation: these classes are bands of rows 2 px apart, so a shift changes the class.
     model, acc, _ = train_judge(train, test, epochs=2, shift=0, progress=False)
     judge = save_judge(model, root / "judge.safetensors", dataset=train.name, class_names=list(train.class_names),
-                       sample_shape=tuple(train.x.shape[1:]), test_accuracy=acc)
+                       sample_shape=tuple(train.x().shape[1:]), test_accuracy=acc)
     return {"root": root, "folder": folder, "train": train, "test": test, "judge": judge}
 
 
@@ -54,7 +54,7 @@ def test_sweep_resolutions():
 
 def test_collapsed_generator_scores_worse_on_diversity(setup):
     test = setup["test"]
-    x, y = test.x[:300], test.y[:300].numpy()
+    x, y = test.x()[:300], test.y[:300].numpy()
     # Collapsed: every sample of class k is the same image (the first real image of class k).
     first = {k: int(np.flatnonzero(y == k)[0]) for k in range(10)}
     collapsed = x[[first[k] for k in y]]
@@ -68,7 +68,7 @@ def test_collapsed_generator_scores_worse_on_diversity(setup):
 
 def test_label_shuffled_generator_scores_worse_on_discriminability(setup):
     test = setup["test"]
-    x, y = test.x, test.y.numpy()
+    x, y = test.x(), test.y.numpy()
     shuffled = np.random.default_rng(0).permutation(y)
     good = _eval(setup, x, y, ["accuracy", "resolution_sweep"])["metrics"]
     bad = _eval(setup, x, shuffled, ["accuracy", "resolution_sweep"])["metrics"]
@@ -87,11 +87,11 @@ def test_label_shuffled_generator_scores_worse_on_discriminability(setup):
 def test_numbers_match_independent_computation(setup):
     """accuracy from Judge.run's logits; FID as pytorch-fid computes it (np.cov, scipy sqrtm) on Judge.run features."""
     test, judge = setup["test"], setup["judge"]
-    gen_x = (test.x[:400] + 0.2 * torch.randn(400, 1, 28, 28, generator=torch.Generator().manual_seed(1))).clamp(-1, 1)
+    gen_x = (test.x()[:400] + 0.2 * torch.randn(400, 1, 28, 28, generator=torch.Generator().manual_seed(1))).clamp(-1, 1)
     gen_y = test.y[:400].numpy()
     out = _eval(setup, gen_x, gen_y, ["accuracy", "fid", "is"])
     feats_g, logits_g = (t.double().numpy() for t in judge.run(gen_x))
-    feats_r, _ = (t.double().numpy() for t in judge.run(test.x))
+    feats_r, _ = (t.double().numpy() for t in judge.run(test.x()))
     assert out["metrics"]["accuracy"] == pytest.approx(float((logits_g.argmax(1) == gen_y).mean()), abs=1e-12)
     mu1, mu2 = feats_r.mean(0), feats_g.mean(0)
     s1, s2 = np.cov(feats_r, rowvar=False), np.cov(feats_g, rowvar=False)
@@ -133,8 +133,8 @@ class _CollapsedMethod(torch.nn.Module):
 def test_collapse_monitor_warns_once(setup):
     train = setup["train"]
     said = []
-    monitor = CollapseMonitor(train.x, train.y, 10, patience=2, say=said.append)
-    first = torch.stack([train.x[train.y == k][0] for k in range(10)])
+    monitor = CollapseMonitor(train.x(), train.y, 10, patience=2, say=said.append)
+    first = torch.stack([train.x()[train.y == k][0] for k in range(10)])
     collapsed = _CollapsedMethod(first)
     rows = [monitor(collapsed, step) for step in (10, 20, 30)]
     assert rows[0]["monitor/msssim_max"] == pytest.approx(1.0, abs=1e-5)
@@ -145,7 +145,7 @@ def test_collapse_monitor_warns_once(setup):
     # A diverse generator (independent noise images): below the real maximum, no warning.
     noisy = _CollapsedMethod(first)
     noisy.generate = lambda z, c: torch.rand(len(c), 1, 28, 28, generator=torch.Generator().manual_seed(3)) * 2 - 1
-    healthy = CollapseMonitor(train.x, train.y, 10, patience=1, say=said.append)
+    healthy = CollapseMonitor(train.x(), train.y, 10, patience=1, say=said.append)
     row = healthy(noisy, 5)
     assert row["monitor/classes_above_real_max"] == 0 and "monitor/collapse_warning" not in row
     assert len(said) == 1
@@ -166,11 +166,11 @@ def test_monitor_wired_from_config(setup, tmp_path):
 
 def test_evaluate_without_judge_only_for_pixel_metrics(setup):
     test = setup["test"]
-    out = evaluate(test.x[:200], test.y[:200].numpy(), test, metrics=["diversity"],
+    out = evaluate(test.x()[:200], test.y[:200].numpy(), test, metrics=["diversity"],
                    options=EvalOptions(pairs=10, progress=False))
     assert out["extractors"]["diversity"].startswith("pixels:")
     with pytest.raises(ConfigError, match="metric fid: expected a judge"):
-        evaluate(test.x[:200], test.y[:200].numpy(), test, metrics=["fid"], options=EvalOptions(progress=False))
+        evaluate(test.x()[:200], test.y[:200].numpy(), test, metrics=["fid"], options=EvalOptions(progress=False))
 
 
 def test_feature_extractor_ids_per_metric(setup, monkeypatch, tmp_path):
@@ -180,7 +180,7 @@ def test_feature_extractor_ids_per_metric(setup, monkeypatch, tmp_path):
     fake = Extractor("fake-inception:0123456789ab", lambda x: (x.flatten(1)[:, :32], x.flatten(1)[:, :7]),
                      torch.device("cpu"))
     test = setup["test"]
-    out = evaluate(test.x[:200], test.y[:200].numpy(), test, judge=setup["judge"], features=fake,
+    out = evaluate(test.x()[:200], test.y[:200].numpy(), test, judge=setup["judge"], features=fake,
                    metrics=["fid", "is", "accuracy"], options=EvalOptions(cache_dir=tmp_path, progress=False))
     assert out["extractors"] == {"fid": fake.id, "is": fake.id, "accuracy": setup["judge"].id}
     assert any(fake.id.replace(":", "_") in p.name for p in tmp_path.iterdir())
@@ -204,12 +204,12 @@ def test_per_class_nearest_neighbour_distances_match_brute_force(setup):
     from condgan.evaluation.metrics import NN_PER_CLASS
 
     test, train = setup["test"], setup["train"]
-    gen_x = (test.x + 0.3 * torch.randn(test.x.shape, generator=torch.Generator().manual_seed(2))).clamp(-1, 1)
+    gen_x = (test.x() + 0.3 * torch.randn(test.x().shape, generator=torch.Generator().manual_seed(2))).clamp(-1, 1)
     gen_y = test.y.numpy()
     assert np.bincount(gen_y).max() < NN_PER_CLASS
     m = _eval(setup, gen_x, gen_y, ["memorization"])["metrics"]
-    for key, x in (("nn_l2_pixel", gen_x), ("real_nn_l2_pixel", test.x)):
-        exact = torch.cdist(x.flatten(1).double(), train.x.flatten(1).double()).min(1).values.numpy()
+    for key, x in (("nn_l2_pixel", gen_x), ("real_nn_l2_pixel", test.x())):
+        exact = torch.cdist(x.flatten(1).double(), train.x().flatten(1).double()).min(1).values.numpy()
         for k in range(10):
             assert m[f"{key}/class_{k}"] == pytest.approx(float(np.median(exact[gen_y == k])), rel=1e-4), (key, k)
     assert m["nn_l2_pixel_mean"] > m["real_nn_l2_pixel_mean"]  # noise moves samples away from the training set

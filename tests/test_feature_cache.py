@@ -32,7 +32,7 @@ def data(seed: int, n: int = 12, name: str = "fashion-mnist") -> LabelledData:
 
 
 def fresh(d: LabelledData, ex: Extractor) -> tuple[np.ndarray, np.ndarray]:
-    return ex.extract(d.x, progress=False)
+    return ex.extract(d.x(), progress=False)
 
 
 def test_same_name_and_size_other_content_is_recomputed(tmp_path):
@@ -52,11 +52,11 @@ def test_same_name_and_size_other_content_is_recomputed(tmp_path):
 
 def test_key_covers_preprocessing_and_extractor():
     d = data(0)
-    assert cache_key(d.x, "e1") == cache_key(d.x.clone(), "e1")
-    assert cache_key(d.x, "e1") != cache_key(d.x, "e2")
-    assert cache_key(d.x, "e1") != cache_key(torch.nn.functional.interpolate(d.x, size=(4, 4)), "e1")
-    assert cache_key(d.x, "e1") != cache_key(d.x.repeat(1, 3, 1, 1), "e1")
-    assert cache_key(d.x, "e1") != cache_key(d.x.reshape(12, 1, 4, 16), "e1")  # same bytes, other shape
+    assert cache_key(d.x(), "e1") == cache_key(d.x().clone(), "e1")
+    assert cache_key(d.x(), "e1") != cache_key(d.x(), "e2")
+    assert cache_key(d.x(), "e1") != cache_key(torch.nn.functional.interpolate(d.x(), size=(4, 4)), "e1")
+    assert cache_key(d.x(), "e1") != cache_key(d.x().repeat(1, 3, 1, 1), "e1")
+    assert cache_key(d.x(), "e1") != cache_key(d.x().reshape(12, 1, 4, 16), "e1")  # same bytes, other shape
 
 
 def _entry(tmp_path):
@@ -71,7 +71,7 @@ def test_damaged_entry_is_recomputed_and_rewritten(tmp_path, damage):
     real_features(d, "test", ex, cache_dir=tmp_path, progress=False)
     path = _entry(tmp_path)
     raw = path.read_bytes()
-    key = np.array(cache_key(d.x, ex.id))
+    key = np.array(cache_key(d.x(), ex.id))
     if damage == "truncated":
         path.write_bytes(raw[: len(raw) // 2])
     elif damage == "garbage":
@@ -99,7 +99,7 @@ def test_entry_with_a_stale_key_is_not_used(tmp_path):
     path = _entry(tmp_path)
     # Right name, right shapes and dtypes, values of other images, and the key they were made with.
     wrong_f, wrong_l = fresh(data(1), CountingExtractor())
-    np.savez(path, features=wrong_f, logits=wrong_l, key=np.array(cache_key(data(1).x, ex.id)))
+    np.savez(path, features=wrong_f, logits=wrong_l, key=np.array(cache_key(data(1).x(), ex.id)))
     feats, _, hit = real_features(d, "test", ex, cache_dir=tmp_path, progress=False)
     assert hit is False
     np.testing.assert_array_equal(feats, fresh(d, CountingExtractor())[0])

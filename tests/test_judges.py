@@ -23,7 +23,7 @@ def two_judges(tmp_path_factory):
     for seed in (0, 1):
         model, acc, _ = train_judge(train, test, epochs=1, shift=0, seed=seed, progress=False)
         judges.append(save_judge(model, root / f"judge{seed}.safetensors", dataset=train.name,
-                                 class_names=list(train.class_names), sample_shape=tuple(train.x.shape[1:]),
+                                 class_names=list(train.class_names), sample_shape=tuple(train.x().shape[1:]),
                                  test_accuracy=acc, seed=seed))
     return {"root": root, "folder": folder, "train": train, "test": test, "judges": judges}
 
@@ -36,7 +36,7 @@ def test_spread_key():
 def test_two_judges_give_a_spread(two_judges):
     test, (j0, j1) = two_judges["test"], two_judges["judges"]
     assert j0.id != j1.id and (j0.seed, j1.seed) == (0, 1)
-    x, y = test.x[:200], test.y[:200].numpy()
+    x, y = test.x()[:200], test.y[:200].numpy()
     opts = EvalOptions(progress=False, cache_dir=two_judges["root"] / "cache", pairs=10)
     metrics = ["accuracy", "fid", "diversity", "correlation", "memorization"]
     train = lambda: two_judges["train"]  # noqa: E731

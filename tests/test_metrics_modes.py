@@ -105,9 +105,9 @@ def test_stacked_counter_recovers_planted_histogram() -> None:
     base = load_dataset("fashion-mnist", "test", num_samples=3000, seed=0)
     # Plant a histogram: only classes 0–4 in the base, so exactly the 125 modes with digits < 5 exist.
     keep = base.y < 5
-    sub = type(base)(base.x[keep], base.y[keep], base.class_names, base.name)
+    sub = type(base)(base.x()[keep], base.y[keep], base.class_names, base.name)
     lookup = {}
-    for img, label in zip(sub.x, sub.y.tolist()):
+    for img, label in zip(sub.x(), sub.y.tolist()):
         lookup.setdefault(img.numpy().tobytes(), label)
 
     def perfect_judge(x: torch.Tensor) -> torch.Tensor:
@@ -115,7 +115,7 @@ def test_stacked_counter_recovers_planted_histogram() -> None:
         return torch.nn.functional.one_hot(classes, 10).float()
 
     stacked = stack_draws(sub, 4000, torch.Generator().manual_seed(1))
-    found = classify_stacked(stacked.x, perfect_judge, batch_size=512)
+    found = classify_stacked(stacked.x(), perfect_judge, batch_size=512)
     assert found.tolist() == stacked.y.tolist()  # channel order: 100·c0 + 10·c1 + c2
     m = stacked_metrics(found)
     assert m["modes"] == len(set(stacked.y.tolist())) <= 125
@@ -128,7 +128,7 @@ def test_stacked_data_is_seeded_and_labelled() -> None:
     a = load_dataset("stacked-fashion-mnist", "test", num_samples=500, seed=3)
     b = load_dataset("stacked-fashion-mnist", "test", num_samples=500, seed=3)
     c = load_dataset("stacked-fashion-mnist", "test", num_samples=500, seed=4)
-    assert a.x.shape == (500, 3, 28, 28) and a.num_classes == 1000
-    assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+    assert a.x().shape == (500, 3, 28, 28) and a.num_classes == 1000
+    assert torch.equal(a.x(), b.x()) and torch.equal(a.y, b.y)
     assert not torch.equal(a.y, c.y)
     assert a.name == "stacked-fashion-mnist"

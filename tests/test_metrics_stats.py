@@ -212,7 +212,7 @@ def test_stats_verb_with_the_judge(fm, monkeypatch, capsys):
     assert (stats.dataset, stats.split, stats.num_samples) == ("fashion-mnist", "test", 300)
     np.testing.assert_array_equal(stats.class_counts, [30] * 10)
     test = load_dataset("fashion-mnist", "test", data_dir=folder)
-    feats, _ = ex.extract(test.x, progress=False)
+    feats, _ = ex.extract(test.x(), progress=False)
     np.testing.assert_allclose(stats.mu, feats.mean(0), rtol=1e-5, atol=1e-6)
     assert fid_from_stats(stats, feats, ex.id)["fid"] == pytest.approx(0.0, abs=1e-6)
 

@@ -1,5 +1,6 @@
 """Self-Conditioned GAN: matching, clustering, label blindness, exact resume, bad input, learning on the ring."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -73,7 +74,7 @@ def test_prepare_clusters_the_ring_by_d_features_and_samples_by_cluster_size():
     torch.manual_seed(0)
     m = build_method(cfg, loop.data_spec(data))
     assert m.assignment.shape == (2000,) and bool((m.assignment < 0).all())
-    stats = m.prepare(data.x, data.y)
+    stats = m.prepare(data.data.x(), data.y)
     assert stats["cluster/purity"] > 0.95 and stats["cluster/nmi"] > 0.9, stats
     assert int(m.cluster_sizes.sum()) == 2000
     m.cluster_sizes.copy_(torch.tensor([0, 300, 100, 0, 0, 0, 0, 0]))
@@ -90,9 +91,10 @@ def test_never_reads_the_true_labels(tmp_path, monkeypatch):
     real_load = loop.load_training_data
 
     def garbage_labels(cfg):
-        data = real_load(cfg)
+        loaded = real_load(cfg)
+        data = loaded.data
         y = torch.randint(0, len(data.class_names), data.y.shape, generator=torch.Generator().manual_seed(5))
-        return LabelledData(data.x, y, data.class_names, data.name)
+        return dataclasses.replace(loaded, data=LabelledData(data.stored, y, data.class_names, data.name))
 
     monkeypatch.setattr(loop, "load_training_data", garbage_labels)
     garbage = tmp_path / "garbage"

@@ -186,7 +186,7 @@ def test_data_classes_select_and_relabel(fm, tmp_path):
     full = load_dataset("fashion-mnist", "train", data_dir=fm)
     part = load_dataset("fashion-mnist", "train", data_dir=fm, classes=[7, 2])
     assert part.class_names == (full.class_names[7], full.class_names[2])
-    assert torch.equal(part.x, full.x[(full.y == 7) | (full.y == 2)])
+    assert torch.equal(part.x(), full.x()[(full.y == 7) | (full.y == 2)])
     assert torch.equal(part.y, torch.where(full.y[(full.y == 7) | (full.y == 2)] == 7, 0, 1))
     # A folder decodes only the selected classes' images: a broken image elsewhere is never read.
     folder = tmp_path / "folder"
@@ -197,4 +197,4 @@ def test_data_classes_select_and_relabel(fm, tmp_path):
     (folder / "a" / "broken.png").write_bytes(b"not a png")
     data = load_dataset("folder", data_dir=folder, resolution=8, classes=[2, 1])
     assert data.class_names == ("c", "b") and data.y.tolist() == [1, 1, 0, 0]
-    assert data.x[data.y == 0].mean() < data.x[data.y == 1].mean()  # c (90) is darker than b (200)
+    assert data.x()[data.y == 0].mean() < data.x()[data.y == 1].mean()  # c (90) is darker than b (200)

@@ -192,7 +192,7 @@ def stats(data: str, out: str | Path, *, split: str = "test", data_dir: str | No
     if inception_weights is not None:
         extractor = inception_extractor(inception_weights, device=dev)
     else:
-        model = load_judge(judge or default_judge_path(real.name, tuple(real.x.shape[1:])), device=dev)
+        model = load_judge(judge or default_judge_path(real.name, real.sample_shape), device=dev)
         extractor = judge_extractor(model, device=dev)
     result = dataset_stats(real, split, extractor, progress=progress, per_class=per_class)
     save_stats(result, out)

@@ -222,8 +222,25 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
     data = load_dataset(args.name, args.split, data_dir=args.data_dir)
     counts = torch.bincount(data.y, minlength=data.num_classes).tolist()
-    print(json.dumps({"name": data.name, "split": args.split, "n": len(data.x), "shape": list(data.x.shape[1:]),
+    print(json.dumps({"name": data.name, "split": args.split, "n": len(data), "shape": list(data.sample_shape),
                       "classes": dict(zip(data.class_names, counts))}, indent=1))
+    return 0
+
+
+def cmd_data_pack(args: argparse.Namespace) -> int:
+    from condgan.data.packed import pack_folder
+    from condgan.data.storage import default_workers
+
+    if args.workers is not None and args.workers < 0:
+        raise ConfigError(f"--workers: expected a number of processes >= 0, found {args.workers}")
+    index = pack_folder(args.src, args.out, args.resolution, args.channels, args.on_bad_file,
+                        default_workers() if args.workers is None else args.workers, progress=not args.no_progress)
+    r, c = index.resolution, index.channels
+    skipped = index.skipped.get("count", 0)
+    print(f"packed {index.num_samples} images of {r}×{r}×{c} in {len(index.class_names)} classes into {args.out} "
+          f"({len(index.shards)} shards, content sha256 {index.content_sha256[:12]}…"
+          + (f", {skipped} bad file{'s' * (skipped != 1)} left out" if skipped else "") + f"); train on it with --data packed "
+          f"--data-dir {args.out}")
     return 0
 
 
@@ -240,7 +257,7 @@ def cmd_classifier_train(args: argparse.Namespace) -> int:
         check_writable(args.out, what="--out")
     train = load_dataset(args.data, "train", data_dir=args.data_dir, resolution=args.resolution)
     test = load_dataset(args.data, "test", data_dir=args.data_dir, resolution=args.resolution)
-    shape = tuple(train.x.shape[1:])
+    shape = train.sample_shape
     path = Path(args.out) if args.out else default_judge_path(train.name, shape, args.seed)
     if path.exists() and not args.force:  # numbers elsewhere cite this judge's hash: never replace it silently
         raise RunDirError(f"judge {path} already exists; pass --force to replace it or --out to write elsewhere")
@@ -427,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("run", help="splits root")
     q.set_defaults(fn=cmd_splits_status)
 
-    p = verbs.add_parser("data", help="datasets: fetch, info")
+    p = verbs.add_parser("data", help="datasets: fetch, info, pack")
     data_verbs = p.add_subparsers(dest="data_verb", required=True)
     q = data_verbs.add_parser("fetch", help="download a dataset from its official location and verify checksums")
     q.add_argument("name")
@@ -438,6 +455,18 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--split", default="train", choices=["train", "test"])
     q.add_argument("--data-dir")
     q.set_defaults(fn=cmd_data_info)
+    q = data_verbs.add_parser("pack", help="decode an image folder (one sub-folder per class) once into uint8 "
+                              "shards for fast epochs (data.name=packed; docs/scale.md)")
+    q.add_argument("src", help="folder of class sub-folders of images")
+    q.add_argument("out", help="pack directory to create (must not exist, or be empty)")
+    q.add_argument("--resolution", type=int, required=True, help="side of the square images (center crop, bicubic)")
+    q.add_argument("--channels", type=int, help="1 (gray) or 3 (RGB); default: 1 if every image is gray, else 3")
+    q.add_argument("--on-bad-file", default="error", choices=["error", "skip"],
+                   help="unreadable, empty or unsupported image files: stop naming the first (error), or leave "
+                   "them out, named in a warning and in the index (skip)")
+    q.add_argument("--workers", type=int, help="decoding processes (default: the usable cores less one, 1 to 8)")
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(fn=cmd_data_pack)
 
     p = verbs.add_parser("classifier", help="the domain judge used by the metrics")
     cls_verbs = p.add_subparsers(dest="classifier_verb", required=True)

@@ -87,7 +87,13 @@ class DataConfig:
     data_dir: str | None = None
     resolution: int | None = setting(None, positive=True)  # None: the dataset's native size
     channels: int | None = setting(None, positive=True)  # None: the dataset's native channels
-    num_samples: int | None = setting(None, positive=True)  # 2D toys only: how many points to draw
+    num_samples: int | None = setting(None, positive=True)  # images: a seeded random subset; 2D toys: points drawn
+    # Where the training set lives (docs/scale.md, condgan.data.storage): memory (uint8), stream (folder
+    # or packed, read by DataLoader workers), auto (memory up to min(2 GiB, RAM/4) decoded, else stream).
+    storage: str = setting("auto", choices=("auto", "memory", "stream"))
+    num_workers: int | None = setting(None, at_least=0)  # loader processes; None: usable cores − 1, 1 to 8
+    # A folder's unreadable, empty or unsupported image files: refused by name, or left out and named.
+    on_bad_file: str = setting("error", choices=("error", "skip"))
     # Train on these classes of the dataset only (its class indices); inside the run they are the
     # labels 0..k-1 in this order. None: all classes. `condgan splits init` sets it per split.
     classes: tuple[int, ...] | None = setting(None, at_least=0)

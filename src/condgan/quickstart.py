@@ -33,13 +33,13 @@ QUICK_PAIRS = 50
 def ensure_judge(dataset: str, progress: bool = True):
     """The cached judge for `dataset` at native resolution, trained first if missing."""
     train_set = load_dataset(dataset, "train")
-    path = default_judge_path(train_set.name, tuple(train_set.x.shape[1:]))
+    path = default_judge_path(train_set.name, train_set.sample_shape)
     if path.exists():
         return load_judge(path)
     test_set = load_dataset(dataset, "test")
     model, acc, _ = train_judge(train_set, test_set, progress=progress)
     return save_judge(model, path, dataset=train_set.name, class_names=list(train_set.class_names),
-                      sample_shape=tuple(train_set.x.shape[1:]), test_accuracy=acc, seed=0)
+                      sample_shape=train_set.sample_shape, test_accuracy=acc, seed=0)
 
 
 def run_quickstart(out: Path, steps: int = 2000, force: bool = False, n_samples: int = 10_000) -> dict[str, float]:

@@ -116,7 +116,7 @@ def check_against(samples: Samples, real: LabelledData, source: str, pairs: int 
     """
     if not samples.is_image:
         raise SamplesError(f"{source}: holds 2D points; the evaluation suite is for images")
-    c, h, w = real.x.shape[1:]
+    c, h, w = real.sample_shape
     if samples.data.shape[1:] != (h, w, c):
         raise SamplesError(f"{source}: images: expected N×{h}×{w}×{c} like {real.name}, "
                            f"found shape {samples.data.shape}")

@@ -122,7 +122,7 @@ def _find_batches(directory: Path, split: str) -> Path | None:
 
 
 def load_cifar10(split: str = "train", data_dir: str | os.PathLike | None = None) -> LabelledData:
-    """Load split "train" (50000) or "test" (10000) of CIFAR-10 as RGB images in [-1, 1], N×3×32×32.
+    """Load split "train" (50000) or "test" (10000) of CIFAR-10 as uint8 RGB images N×3×32×32.
 
     Each candidate directory of `condgan.data.paths` is tried as is and with `cifar-10-batches-py/`.
     """
@@ -137,6 +137,6 @@ def load_cifar10(split: str = "train", data_dir: str | os.PathLike | None = None
     data = np.concatenate([b[0] for b in batches])
     labels = np.concatenate([b[1] for b in batches])
     # Rows are channel-planar (R plane, G plane, B plane), so they reshape straight to N×3×32×32.
-    x = torch.from_numpy(data.reshape(-1, 3, 32, 32).astype(np.float32)).div_(127.5).sub_(1.0)
-    return LabelledData(x=x, y=torch.from_numpy(labels), class_names=_read_class_names(directory / META_FILE),
+    stored = torch.from_numpy(data.reshape(-1, 3, 32, 32))
+    return LabelledData(stored=stored, y=torch.from_numpy(labels), class_names=_read_class_names(directory / META_FILE),
                         name="cifar10")

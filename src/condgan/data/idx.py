@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from condgan.data.base import LabelledData, images_to_unit_range
+from condgan.data.base import LabelledData, nhwc_to_stored
 from condgan.data.paths import locate
 from condgan.errors import ConfigError, DataError
 
@@ -121,7 +121,7 @@ def _find_split_files(directory: Path, split: str) -> tuple[Path, Path] | None:
 
 
 def load_idx(name: str, split: str = "train", data_dir: str | os.PathLike | None = None) -> LabelledData:
-    """Load split "train" or "test" of "mnist" or "fashion-mnist" as images in [-1, 1], N×1×28×28.
+    """Load split "train" or "test" of "mnist" or "fashion-mnist" as uint8 images N×1×28×28.
 
     Files are looked for in the places listed in `condgan.data.paths`; a DataError names the file
     when one is corrupt, truncated or inconsistent with its partner.
@@ -148,7 +148,7 @@ def load_idx(name: str, split: str = "train", data_dir: str | os.PathLike | None
         bad = int(np.argmax(labels >= num_classes))
         raise DataError(f"{labels_path}: labels must lie in [0, {num_classes}), found {labels[bad]} at index {bad}")
     return LabelledData(
-        x=images_to_unit_range(images),
+        stored=nhwc_to_stored(images.copy()),  # a writable copy of the file's read-only bytes
         y=torch.from_numpy(labels.astype(np.int64)),
         class_names=CLASS_NAMES[name],
         name=name,

@@ -26,16 +26,16 @@ BASES = ("mnist", "fashion-mnist")
 
 
 def stack_draws(base: LabelledData, num_samples: int, generator: torch.Generator) -> LabelledData:
-    """`num_samples` stacked images from `base` (10 classes, 1 channel): x N×3×H×W, y in [0, 1000)."""
-    if base.num_classes != 10 or not base.is_image or base.x.shape[1] != 1:
+    """`num_samples` stacked images from `base` (10 classes, 1 channel): N×3×H×W, stored like `base`; y in [0, 1000)."""
+    if base.num_classes != 10 or not base.is_image or base.sample_shape[0] != 1:
         raise DataError(f"{base.name}: stacking needs 10-class 1-channel images, found {base.num_classes} "
                         f"classes of shape {base.sample_shape}")
     idx = torch.randint(len(base), (num_samples, 3), generator=generator)  # three independent draws
-    x = base.x[idx.reshape(-1)].reshape(num_samples, 3, *base.x.shape[2:])
+    stored = base.stored[idx.reshape(-1)].reshape(num_samples, 3, *base.sample_shape[1:])
     c = base.y[idx]
     y = 100 * c[:, 0] + 10 * c[:, 1] + c[:, 2]
     names = tuple(f"{a}{b}{d}" for a in range(10) for b in range(10) for d in range(10))
-    return LabelledData(x=x, y=y, class_names=names, name=f"stacked-{base.name}")
+    return LabelledData(stored=stored, y=y, class_names=names, name=f"stacked-{base.name}")
 
 
 def load_stacked(base: str, split: str = "train", num_samples: int | None = None, seed: int = 0,

@@ -60,4 +60,4 @@ def load_toy(name: str, split: str = "train", num_samples: int = DEFAULT_NUM_SAM
     means, std = TOYS[name]()
     generator = torch.Generator().manual_seed(split_seed(seed, split))
     x, y = sample_mixture(means, std, num_samples, generator)
-    return LabelledData(x=x, y=y, class_names=tuple(f"mode {k}" for k in range(len(means))), name=name)
+    return LabelledData(stored=x, y=y, class_names=tuple(f"mode {k}" for k in range(len(means))), name=name)

@@ -208,7 +208,7 @@ def _resolution_sweep(ctx: EvalContext) -> dict[str, float]:
                 if r == full:
                     logits = ctx.real_test(ctx.judge)[1]
                 else:
-                    small = LabelledData(discriminability.resize_down_up(data.x, r), data.y, data.class_names,
+                    small = LabelledData(discriminability.resize_down_up(data.x(), r), data.y, data.class_names,
                                          data.name)
                     logits = ctx.cached_real(small, f"test-down-up-{r}px", ctx.judge)[1]
             acc = discriminability.accuracy(logits, y, ctx.num_classes)
@@ -229,7 +229,7 @@ def _resolution_sweep(ctx: EvalContext) -> dict[str, float]:
 
 @_register("diversity", _msssim_id, ())
 def _diversity(ctx: EvalContext) -> dict[str, float]:
-    out = diversity.diversity_report(ctx.gen_x, ctx.gen_y, ctx.real.x, ctx.real.y.numpy(), ctx.num_classes,
+    out = diversity.diversity_report(ctx.gen_x, ctx.gen_y, ctx.real.x(), ctx.real.y.numpy(), ctx.num_classes,
                                      pairs_per_class=ctx.options.pairs, seed=ctx.options.seed)
     path = ctx.figure("diversity")
     if path is not None:
@@ -258,6 +258,7 @@ def _correlation(ctx: EvalContext) -> dict[str, float]:
            labels=ANY_LABELS, judge_free=lambda key: "pixel" in key)
 def _memorization(ctx: EvalContext) -> dict[str, float]:
     train = ctx.train()
+    train_x = train.x()  # float, once: the pixel distances below read it several times
     train_f = torch.from_numpy(ctx.real_train(ctx.judge)[0])
     gen_f = torch.from_numpy(ctx.gen(ctx.judge)[0])
     test_f = torch.from_numpy(ctx.real_test(ctx.judge)[0])
@@ -269,7 +270,7 @@ def _memorization(ctx: EvalContext) -> dict[str, float]:
                                             memorization.nearest_l2(test_f[q_test], train_f))
     out.update({f"{k}_judge": v for k, v in share.items()})
     # The pixel parts do not depend on the judge: computed once, shared with further judges' contexts.
-    out.update(ctx.memo("pixel:memorization", lambda: _memorization_pixels(ctx, train.x, q_gen, q_test, rng)))
+    out.update(ctx.memo("pixel:memorization", lambda: _memorization_pixels(ctx, train_x, q_gen, q_test, rng)))
     path = ctx.figure("memorization")
     if path is not None:
         from condgan.report.figures import neighbour_grid
@@ -281,9 +282,9 @@ def _memorization(ctx: EvalContext) -> dict[str, float]:
         else:
             shown = list(range(len(ctx.gen_x)))
         shown = shown[:MEMORIZATION_GRID]
-        i_pix, _ = memorization.nearest_neighbours(ctx.gen_x[shown], train.x, NEIGHBOURS_SHOWN, "l1")
+        i_pix, _ = memorization.nearest_neighbours(ctx.gen_x[shown], train_x, NEIGHBOURS_SHOWN, "l1")
         i_feat, _ = memorization.nearest_neighbours(gen_f[shown], train_f, NEIGHBOURS_SHOWN, "l2")
-        rows = [torch.cat([ctx.gen_x[s:s + 1], train.x[i_pix[j]], train.x[i_feat[j]]]) for j, s in enumerate(shown)]
+        rows = [torch.cat([ctx.gen_x[s:s + 1], train_x[i_pix[j]], train_x[i_feat[j]]]) for j, s in enumerate(shown)]
         neighbour_grid(to_uint8_nhwc(torch.cat(rows)), len(shown), 1 + 2 * NEIGHBOURS_SHOWN, path)
     return out
 
@@ -293,7 +294,7 @@ def _memorization_pixels(ctx: EvalContext, train_x: torch.Tensor, q_gen: np.ndar
     """Pixel-L2 nearest training neighbours of the share's queries and, for class labels, of the
     per-class draws (`_nn_per_class`), in one exhaustive search (one pass over the training set)."""
     per_class = _per_class_queries(ctx, rng) if ctx.label_kind == "class" else []
-    queries = [ctx.gen_x[q_gen], ctx.real.x[q_test]] + [x for _, _, x in per_class]
+    queries = [ctx.gen_x[q_gen], ctx.real.x(q_test)] + [x for _, _, x in per_class]
     dist = memorization.nearest_l2(torch.cat(queries), train_x)
     parts = np.split(dist, np.cumsum([len(q) for q in queries])[:-1])
     share = memorization.memorization_share(parts[0], parts[1])
@@ -307,8 +308,9 @@ def _per_class_queries(ctx: EvalContext, rng: np.random.Generator) -> list[tuple
     """(key, class, images): up to NN_PER_CLASS samples and as many real test images of each class."""
     out = []
     real_y = ctx.real.y.numpy()
+    real_x = ctx.real.x()
     for k in range(ctx.num_classes):
-        for key, x, y in (("nn_l2_pixel", ctx.gen_x, ctx.gen_y), ("real_nn_l2_pixel", ctx.real.x, real_y)):
+        for key, x, y in (("nn_l2_pixel", ctx.gen_x, ctx.gen_y), ("real_nn_l2_pixel", real_x, real_y)):
             idx = np.flatnonzero(y == k)
             out.append((key, k, x[np.sort(rng.choice(idx, min(NN_PER_CLASS, len(idx)), replace=False))]))
     return out

@@ -124,9 +124,9 @@ def evaluate(
             if tuple(j.sample_shape) != tuple(gen_x.shape[1:]):
                 raise ConfigError(f"judge {j.id}: expected samples of shape {tuple(j.sample_shape)}, "
                                   f"found {tuple(gen_x.shape[1:])}")
-        elif tuple(j.sample_shape) != tuple(real.x.shape[1:]) or len(j.class_names) != real.num_classes:
+        elif tuple(j.sample_shape) != real.sample_shape or len(j.class_names) != real.num_classes:
             raise ConfigError(f"judge {j.id}: expected {real.num_classes} classes of shape "
-                              f"{tuple(real.x.shape[1:])} like {real.name}, found {len(j.class_names)} classes "
+                              f"{real.sample_shape} like {real.name}, found {len(j.class_names)} classes "
                               f"of shape {tuple(j.sample_shape)}")
     if real_stats is not None and available["features"] is not None:
         real_stats.check_extractor(available["features"].id, "real statistics")
@@ -176,7 +176,7 @@ def evaluate(
     inputs = {"num_samples": int(len(gen_x)), "sample_shape": list(gen_x.shape[1:]), "label_kind": label_kind,
               "pairs": options.pairs, "seed": options.seed}
     if real is not None:
-        inputs.update({"real": real.name, "real_split": "test", "num_real": int(len(real.x)),
+        inputs.update({"real": real.name, "real_split": "test", "num_real": len(real),
                        "num_classes": real.num_classes, "class_names": list(real.class_names)})
     if real_stats is not None:
         inputs["real_stats"] = {"extractor_id": real_stats.extractor_id, "source": real_stats.source,

@@ -107,7 +107,12 @@ class Method(nn.Module):
         return torch.randint(0, max(self.num_classes, 1), (n,), device=device, generator=generator)
 
     def prepare(self, data_x: torch.Tensor, data_y: torch.Tensor) -> dict[str, float]:
-        """Hook before the first step of a (new or resumed) run, with the whole training set."""
+        """Hook before the first step of a (new or resumed) run, with the whole training set.
+
+        `data_x` is indexable like a tensor (a slice or integer indices give float samples on the
+        device, images in [-1, 1]) and has `len` and `device`: in training a
+        `condgan.data.storage.SampleView`, which reads the uint8 set (or a streamed one) on demand
+        rather than holding it as float. `data_y` holds every label, on the device."""
         return {}
 
     def on_step_end(self, step: int, data_x: torch.Tensor, data_y: torch.Tensor) -> dict[str, float]:

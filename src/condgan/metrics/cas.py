@@ -48,6 +48,6 @@ def classification_accuracy_score(
     model, _, _ = train_judge(train, None, epochs=epochs, seed=seed, progress=progress)
     model.eval()
     with torch.no_grad():
-        logits = torch.cat([model(test.x[i:i + 1000]) for i in range(0, len(test.x), 1000)])
+        logits = torch.cat([model(test.x(slice(i, i + 1000))) for i in range(0, len(test), 1000)])
     acc = accuracy(logits.numpy(), test.y.numpy(), test.num_classes)
     return {k.replace("accuracy", "cas", 1): v for k, v in acc.items()}

@@ -87,13 +87,14 @@ class Judge:
         return torch.cat(feats), torch.cat(logits)
 
 
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+def _accuracy(model: nn.Module, data: LabelledData, batch_size: int = 1000) -> float:
     model.eval()
     correct = 0
     with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            correct += int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-    return correct / len(x)
+        for i in range(0, len(data), batch_size):
+            batch = slice(i, i + batch_size)
+            correct += int((model(data.x(batch)).argmax(1) == data.y[batch]).sum())
+    return correct / len(data)
 
 
 # Datasets whose labels survive a left-right mirror (not digits: a mirrored 3 is no 3).
@@ -136,11 +137,11 @@ def train_judge(
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        c, h, w = train.x.shape[1:]
+        c, h, w = train.sample_shape
         model = JudgeCNN(c, h, train.num_classes, widths, dropout)
         # NHWC activations: max-pooling and batch norm run several times faster on the CPU than in NCHW.
         model = model.to(memory_format=torch.channels_last)
-        steps_per_epoch = max(1, len(train.x) // batch_size)
+        steps_per_epoch = max(1, len(train) // batch_size)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
         gen = torch.Generator().manual_seed(seed)
@@ -149,10 +150,10 @@ def train_judge(
         bar = tqdm(total=epochs * steps_per_epoch, desc="judge", unit="step", disable=not progress)
         for _ in range(epochs):
             model.train()
-            perm = torch.randperm(len(train.x), generator=gen)
+            perm = torch.randperm(len(train), generator=gen)
             for i in range(steps_per_epoch):
                 idx = perm[i * batch_size:(i + 1) * batch_size]
-                x = random_shift(train.x[idx], shift, gen).contiguous(memory_format=torch.channels_last)
+                x = random_shift(train.x(idx), shift, gen).contiguous(memory_format=torch.channels_last)
                 if flip_ok:
                     flip = torch.rand(len(idx), generator=gen) < 0.5
                     x = torch.where(flip[:, None, None, None], x.flip(3), x).contiguous(
@@ -167,7 +168,7 @@ def train_judge(
                     bar.set_postfix(loss=f"{loss.item():.3f}")
         bar.close()
         seconds = time.perf_counter() - t0
-    acc = _accuracy(model, test.x, test.y) if test is not None else float("nan")
+    acc = _accuracy(model, test) if test is not None else float("nan")
     return model, acc, seconds
 
 

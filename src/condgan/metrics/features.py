@@ -165,13 +165,14 @@ def real_features(data: LabelledData, split: str, extractor: Extractor, *, cache
         computed and the entry (re)written. A cache that cannot be written is warned about and
         skipped.
     """
-    key = cache_key(data.x, extractor.id) if use_cache else ""
-    path = cache_path(data.name, split, tuple(data.x.shape[1:]), extractor.id, key, cache_dir) if use_cache else None
+    x = data.x()  # float in [-1, 1]: what the extractor reads and the cache key hashes
+    key = cache_key(x, extractor.id) if use_cache else ""
+    path = cache_path(data.name, split, data.sample_shape, extractor.id, key, cache_dir) if use_cache else None
     if path is not None:
-        found = _read_entry(path, key, len(data.x))
+        found = _read_entry(path, key, len(data))
         if found is not None:
             return found[0], found[1], True
-    feats, logits = extractor.extract(data.x, desc=f"{data.name} {split}", progress=progress)
+    feats, logits = extractor.extract(x, desc=f"{data.name} {split}", progress=progress)
     if path is not None:
         buf = io.BytesIO()
         np.savez(buf, features=feats, logits=logits, key=np.array(key))

@@ -30,6 +30,8 @@ _TEMP_TARGETS = (("", CONFIG_FILE), ("", METRICS_FILE), ("checkpoints", "ckpt-")
 # Fields that may change when a run is resumed: they do not change what is trained.
 RESUMABLE_CHANGES = {"train.steps", "train.log_every", "train.grid_every", "train.ckpt_every",
                      "train.keep_ckpts", "train.device", "train.threads", "data.data_dir",
+                     # where the data lives: every storage kind reads the same samples in the same order
+                     "data.storage", "data.num_workers",
                      # speed settings: same model and objective, e.g. when moving a run to a GPU
                      "train.amp", "train.channels_last", "train.compile", "train.deterministic", "train.sync_bn"}
 

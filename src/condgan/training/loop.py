@@ -1,9 +1,15 @@
 """The one training loop: phases from the method, seeds per step, logs, grids, checkpoints, resume.
 
 Determinism and resume: every random draw of step `t` comes from seeds derived from
-(config seed, t) — the data order of each epoch from its own generator, and the global torch RNG
-(noise, classes, dropout) re-seeded at the start of each step. A resumed run therefore needs only
-the weights and optimiser states of its checkpoint to continue exactly as an uninterrupted run.
+(config seed, t) — the data order of each epoch from its own generator (condgan.data.sampler), and
+the global torch RNG (noise, classes, dropout) re-seeded at the start of each step. A resumed run
+therefore needs only the weights, optimiser states and sampler position of its checkpoint to
+continue exactly as an uninterrupted run.
+
+Data (condgan.data.storage, docs/scale.md): the training set is in memory as uint8 on the device,
+or streamed by DataLoader workers (image folders, packs); either way each step's real batch arrives
+as float in [-1, 1] on the device, and whole-set hooks (`Method.prepare`/`on_step_end`, the collapse
+monitor) read it through a `SampleView`.
 
 Distributed runs (torchrun or `condgan train --nproc N`; condgan.training.distributed): the global
 batch `train.batch_size` is split into equal per-rank slices of the same permutation and the same
@@ -43,14 +49,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from condgan.version import __version__
 from condgan.config import Config
-from condgan.data import LabelledData, load_dataset
+from condgan.data.sampler import EpochSampler
+from condgan.data.storage import SampleView, StepBatches, TrainingData, open_training_data
 from condgan.device import resolve_device
 from condgan.errors import ConfigError, NonFiniteState, RunDirError, TrainingDiverged, TrainingStopped, WriteError
 from condgan.methods import Method, Phase, StepInputs, build_method, every_n_dis
@@ -67,19 +73,11 @@ from condgan.sampling import Classes, class_grid, generate, generator_weights
 from condgan.training.ema import GeneratorEMA
 from condgan.training.monitor import CollapseMonitor
 from condgan.training.speed import SpeedPlan, grad_scaler, resolve_speed, set_determinism
-
-# Independent random streams derived from the config seed.
-STREAM_INIT, STREAM_STEP, STREAM_EPOCH, STREAM_GRID = 0, 1, 2, 3
-STREAM_RANK_STEP = 5  # distributed: per-rank draws inside a step (dropout); 4 is Self-Cond GAN's k-means
+from condgan.seeds import STREAM_GRID, STREAM_INIT, STREAM_RANK_STEP, STREAM_STEP, derive_seed
 
 # A periodic monitor: (every N steps, fn(method, step) -> stats to log). It gets the method samples
 # are drawn from: the G-EMA copy when recipe.ema_decay > 0 (Session.sampled).
 Monitor = tuple[int, Callable[[Method, int], dict[str, float]]]
-
-
-def derive_seed(seed: int, stream: int, index: int) -> int:
-    """A 63-bit seed for item `index` of `stream`, independent across streams (numpy SeedSequence)."""
-    return int(np.random.SeedSequence([seed, stream, index]).generate_state(1, np.uint64)[0] >> 1)
 
 
 def lr_factor(cfg: Config, step: int) -> float:
@@ -90,42 +88,13 @@ def lr_factor(cfg: Config, step: int) -> float:
 
 
 
-def load_training_data(cfg: Config) -> LabelledData:
-    d = cfg.data
-    return load_dataset(d.name, "train", data_dir=d.data_dir, resolution=d.resolution, channels=d.channels,
-                        num_samples=d.num_samples, seed=cfg.train.seed, classes=d.classes)
+def load_training_data(cfg: Config) -> TrainingData:
+    """The training set of `cfg`, stored as `data.storage` says (condgan.data.storage)."""
+    return open_training_data(cfg.data, cfg.train.seed)
 
 
-def data_spec(data: LabelledData) -> DataSpec:
-    return DataSpec(tuple(data.x.shape[1:]), data.num_classes, len(data.x))
-
-
-class EpochSampler:
-    """Batch indices of step t: epoch t // (N // B) in a permutation seeded by (seed, epoch); drop-last.
-
-    `batch_size` is the global batch B; with `world_size` W each rank gets its contiguous slice of
-    B/W indices of the same global batch (the same permutation on every rank, no communication).
-    """
-
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
-        if batch_size > n:
-            raise ConfigError(f"config field train.batch_size: expected at most the {n} training samples, "
-                              f"found {batch_size}")
-        if batch_size % world_size:
-            raise ValueError(f"train.batch_size {batch_size} is not divisible by the {world_size} ranks")
-        self.n, self.batch_size, self.seed = n, batch_size, seed
-        self.local = batch_size // world_size
-        self.offset = rank * self.local
-        self.per_epoch = n // batch_size
-        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
-
-    def indices(self, step: int) -> torch.Tensor:
-        epoch, i = divmod(step, self.per_epoch)
-        if epoch != self._epoch:
-            gen = torch.Generator().manual_seed(derive_seed(self.seed, STREAM_EPOCH, epoch))
-            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=gen)
-        start = i * self.batch_size + self.offset
-        return self._perm[start:start + self.local]
+def data_spec(data: TrainingData) -> DataSpec:
+    return DataSpec(data.sample_shape, data.num_classes, len(data))
 
 
 @dataclass(frozen=True)
@@ -137,13 +106,14 @@ class RunResult:
     checkpoint: Path
 
 
-def checkpoint_meta(cfg: Config, data: LabelledData) -> dict:
+def checkpoint_meta(cfg: Config, data: TrainingData) -> dict:
     return {
-        "sample_shape": list(data.x.shape[1:]),
+        "sample_shape": list(data.sample_shape),
         "num_classes": data.num_classes,
-        "num_samples": len(data.x),
+        "num_samples": len(data),
         "class_names": list(data.class_names),
         "dataset": data.name,
+        "data": data.record(),  # storage kind and why, bad files left out or replaced, a pack's hash
         "config": cfg.to_dict(),
         "condgan_version": __version__,
     }
@@ -158,9 +128,10 @@ class Session:
     run_dir: Path
     dist_info: dist.DistInfo
     device: torch.device
-    data: LabelledData
-    real_x: torch.Tensor  # the training set on the device
-    real_y: torch.Tensor
+    data: TrainingData
+    batches: StepBatches  # each step's real batch on the device
+    real: SampleView  # the whole training set by index, float on the device (whole-set hooks, monitor)
+    real_y: torch.Tensor  # every label, on the device
     plan: SpeedPlan
     method: Method
     phases: list[Phase]
@@ -276,13 +247,15 @@ def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitor
                           f"{dist_info.world_size} ranks, found {t.batch_size}")
     set_determinism(t.deterministic, device)
     data = load_training_data(cfg)
-    real_x, real_y = data.x.to(device), data.y.to(device)
+    sampler = EpochSampler(len(data), t.batch_size, t.seed, dist_info.rank, dist_info.world_size)
+    batches = StepBatches(data, sampler, device)
+    real, real_y = batches.view(), batches.y
     plan = resolve_speed(t, device, data.is_image)
     torch.manual_seed(derive_seed(t.seed, STREAM_INIT, 0))  # network initialisation
     method = build_method(cfg, data_spec(data)).to(device)
     monitors = list(monitors)
     if t.monitor_every and data.is_image and method.conditional:
-        collapse = CollapseMonitor(data.x, data.y, data.num_classes, t.monitor_patience, t.seed,
+        collapse = CollapseMonitor(real, data.y, data.num_classes, t.monitor_patience, t.seed,
                                    weights=generator_weights(cfg.recipe, True) if cfg.recipe.ema else None)
         monitors.append((t.monitor_every, collapse))
     phases = every_n_dis(method.phases(), cfg.recipe.n_dis)  # G's phases every n_dis-th step
@@ -292,7 +265,6 @@ def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitor
                 setattr(phase.module, name, torch.nn.SyncBatchNorm.convert_sync_batchnorm(child))
     if plan.channels_last:
         method.to(memory_format=torch.channels_last)
-        real_x = real_x.contiguous(memory_format=torch.channels_last) if real_x.dim() == 4 else real_x
     optimizers = {
         p.name: torch.optim.Adam(p.module.parameters(), lr=p.lr, betas=cfg.optim.betas(p.role), **plan.adam_kwargs())
         for p in phases
@@ -302,6 +274,8 @@ def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitor
     trainable = {id(q) for q in method.parameters() if q.requires_grad}
     owned = [{id(q) for p in phases[i:] for q in p.module.parameters()} & trainable for i in range(len(phases))]
     start, ckpt, restored = _restore(method, optimizers, run_dir, resume, dist_info)
+    if restored.get("sampler") is not None:  # checkpoints before the saved position: the step alone places it
+        sampler.load_state_dict(restored["sampler"], f"checkpoint {ckpt}")
     if dist_info.enabled:
         dist.broadcast_module(method)  # identical start on every rank, whatever the init
     ema = None
@@ -317,8 +291,7 @@ def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitor
         p.name: distributed.wrap_phase(method, p, device, not method.uses_all_parameters_every_step)
         for p in phases
     } if dist_info.enabled else {}
-    sampler = EpochSampler(len(data.x), t.batch_size, t.seed, dist_info.rank, dist_info.world_size)
-    return Session(cfg, run_dir, dist_info, device, data, real_x, real_y, plan, method, phases, optimizers,
+    return Session(cfg, run_dir, dist_info, device, data, batches, real, real_y, plan, method, phases, optimizers,
                    {p.name: grad_scaler(plan, device) for p in phases}, trainable, owned, objectives, sampler,
                    monitors, ema, start, ckpt, run_plan, restored)
 
@@ -328,7 +301,8 @@ def _restore(method: Method, optimizers: dict[str, torch.optim.Optimizer], run_d
     """Load the newest checkpoint into `method` and `optimizers` when resuming.
 
     Returns its step, its path and the loop state it carries ("stats": this rank's running sums of
-    the logged statistics; "monitors": the monitors' states; "ema": the averaged generator's entries)."""
+    the logged statistics; "monitors": the monitors' states; "ema": the averaged generator's entries;
+    "sampler": the data position)."""
     ckpt = latest_checkpoint(run_dir) if resume and dist_info.is_main else None
     state = load_checkpoint(ckpt) if ckpt is not None else None
     if dist_info.enabled:
@@ -340,7 +314,7 @@ def _restore(method: Method, optimizers: dict[str, torch.optim.Optimizer], run_d
         load_optimizer_state(opt, state["optimizers"], name, ckpt)
     saved = state.get("stats") or []  # one entry per rank of the run that wrote it
     restored = {"stats": saved[dist_info.rank] if dist_info.rank < len(saved) else (saved[0] if saved else None),
-                "monitors": state.get("monitors") or [], "ema": state.get("ema")}
+                "monitors": state.get("monitors") or [], "ema": state.get("ema"), "sampler": state.get("sampler")}
     return int(state["step"]), ckpt, restored
 
 
@@ -351,7 +325,9 @@ def _step_inputs(s: Session, step: int) -> StepInputs:
     """Step `step`'s real batch and noise, from seeds derived from (train.seed, step)."""
     t = s.cfg.train
     torch.manual_seed(derive_seed(t.seed, STREAM_STEP, step))
-    idx = s.sampler.indices(step).to(s.device)
+    idx, real_x, real_c = s.batches.get(step)
+    if s.plan.channels_last and real_x.dim() == 4:
+        real_x = real_x.contiguous(memory_format=torch.channels_last)
     # Every rank draws the global batch's noise and keeps its slice: the same numbers as a
     # single-process run, whatever the number of ranks.
     local = slice(s.sampler.offset, s.sampler.offset + s.sampler.local)
@@ -359,7 +335,7 @@ def _step_inputs(s: Session, step: int) -> StepInputs:
     gen_c = s.method.sample_classes(t.batch_size, device=s.device)[local]
     if s.dist_info.enabled:  # per-rank stream for draws inside the step (dropout)
         torch.manual_seed(derive_seed(t.seed, STREAM_RANK_STEP, step * s.dist_info.world_size + s.dist_info.rank))
-    return StepInputs(real_x=s.real_x[idx], real_c=s.real_y[idx], real_idx=idx, gen_z=gen_z, gen_c=gen_c, step=step)
+    return StepInputs(real_x=real_x, real_c=real_c, real_idx=idx, gen_z=gen_z, gen_c=gen_c, step=step)
 
 
 def _step(s: Session, step: int) -> None:
@@ -401,7 +377,7 @@ def _step(s: Session, step: int) -> None:
         p.requires_grad_(id(p) in s.trainable)
     if s.dist_info.enabled:  # BatchNorm running statistics follow rank 0 (DDP's broadcast_buffers)
         dist.broadcast_module(s.method, params=False)
-    for name, value in s.method.on_step_end(step, s.real_x, s.real_y).items():
+    for name, value in s.method.on_step_end(step, s.real, s.real_y).items():
         stats.report(name, value)
     if s.ema is not None:
         s.ema.update(step, g_updated=any(step % p.interval == 0 for p in s.phases if p.role == "G"))
@@ -447,7 +423,7 @@ def _save_grid(s: Session, finished: int) -> None:
     caption = f"step {finished}, {generator_weights(s.cfg.recipe, True)}" if s.ema is not None else None
     was_training = method.training
     method.eval()
-    if s.data.x.dim() == 4:
+    if s.data.is_image:
         z = method.latent(s.cfg.train.grid_rows, generator=torch.Generator().manual_seed(seed))
         classes = list(range(max(method.num_classes, 1)))  # the model's classes (Self-Cond GAN: clusters)
         save_png(class_grid(method, z, classes, s.device), path, caption=caption)
@@ -468,6 +444,7 @@ def _checkpoint(s: Session, finished: int, log: RunLog) -> Path:
     """
     extra = {"stats": dist.gather_objects(stats.state()),
              "monitors": [getattr(fn, "state_dict", lambda: None)() for _, fn in s.monitors],
+             "sampler": s.sampler.state_dict(finished),
              **({"ema": s.ema.state_dict()} if s.ema is not None else {})}
     try:
         if not s.main:
@@ -537,6 +514,7 @@ def train(
     lock = RunLock(run_dir).acquire() if dist_info.is_main else None  # one writer, before anything is read
     log: RunLog | None = None
     bar: tqdm | None = None
+    s: Session | None = None
     try:
         if lock is not None and lock.stale is not None:
             print(f"condgan: note: {run_dir}: taking over the lock of {lock.stale.describe()}, which ended "
@@ -550,8 +528,9 @@ def train(
         t0, done = time.perf_counter(), 0
         stats.collect()  # drop anything reported before this run
         _resume_loop_state(s)
-        for name, value in s.method.prepare(s.real_x, s.real_y).items():
+        for name, value in s.method.prepare(s.real, s.real_y).items():
             stats.report(name, value)
+        s.batches.begin(s.start, t.steps)  # streamed sets: the loader's workers start reading ahead
         finished = s.start
         try:
             # Everything above only read the run directory; from here on it changes.
@@ -560,6 +539,8 @@ def train(
             log = RunLog(s.run_dir, s.start, enabled=s.main)
             bar = tqdm(total=t.steps, initial=s.start, unit="step", disable=not (progress and s.main),
                        dynamic_ncols=True)
+            if s.main and s.data.chosen:  # where a folder or pack lives, and why (after every check passed)
+                tqdm.write(s.data.describe(), file=sys.stderr)
             with StopSignals() as signals:
                 for step in range(s.start, t.steps):
                     _step(s, step)
@@ -584,6 +565,8 @@ def train(
         except (OSError, WriteError) as exc:
             raise _write_failed(s, exc, finished) from None
     finally:
+        if s is not None:
+            s.batches.close()
         if bar is not None:
             bar.close()
         if log is not None:

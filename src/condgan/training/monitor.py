@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from condgan.data import LabelledData
+from condgan.data.storage import SampleView
 from condgan.sampling import Classes, generate
 
 SAMPLES_PER_CLASS = 20  # 190 distinct pairs per class available
@@ -36,8 +37,9 @@ class CollapseMonitor:
     fresh samples against a fixed real subset.
     """
 
-    def __init__(self, real_x: torch.Tensor, real_y: torch.Tensor, num_classes: int, patience: int, seed: int = 0,
-                 say: Callable[[str], None] | None = None, weights: str | None = None) -> None:
+    def __init__(self, real_x: torch.Tensor | SampleView, real_y: torch.Tensor, num_classes: int, patience: int,
+                 seed: int = 0, say: Callable[[str], None] | None = None, weights: str | None = None) -> None:
+        # real_x: the training images, indexable into float batches (a tensor, or the loop's SampleView)
         self.num_classes, self.patience, self.seed = num_classes, patience, seed
         # G-EMA: what the checked samples come from (condgan.sampling.generator_weights), named in the warning
         self.weights = weights
