@@ -110,3 +110,30 @@ def test_random_shift_translates_each_image_and_fills_background():
     dy, dx = where[:, 0] - 3, where[:, 1] - 4
     assert dy.abs().max() <= 2 and dx.abs().max() <= 2 and len(set(zip(dy.tolist(), dx.tolist()))) > 10
     assert torch.equal(random_shift(x, 0, torch.Generator()), x)
+
+
+def test_the_inference_copy_gives_the_judges_outputs():
+    """The extractor's fused channels-last copy equals the judge as trained (eval mode) to float32
+    rounding, and leaves the judge itself untouched."""
+    import torch
+
+    from condgan.metrics.classifier import JudgeCNN, for_inference
+    from condgan.metrics.features import Extractor
+
+    torch.manual_seed(0)
+    model = JudgeCNN(1, 28, 10)
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):  # statistics far from 0/1
+        bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.2, 3), bn.weight.data.uniform_(0.5, 2)
+        bn.bias.data.uniform_(-1, 1)
+    fused = for_inference(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert model.training and any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    x = torch.rand(300, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        want_f = model.eval().features(x)
+        got_f = fused.features(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(got_f, want_f, atol=1e-5, rtol=1e-5)
+    assert torch.equal(fused.head(got_f).argmax(1), model.head(want_f).argmax(1))
+    ex = Extractor("judge", lambda b: (fused.features(b), fused.head(fused.features(b))), torch.device("cpu"), batch_size=128)
+    f, logits = ex.extract(x, progress=False)  # 3 uneven batches of the extractor's size
+    assert f.shape == (300, 256) and np.allclose(logits, model.head(want_f).detach().numpy(), atol=1e-5)

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from condgan.data import LabelledData
 from condgan.data.paths import user_cache_dir
+from condgan.metrics.classifier import for_inference
 from condgan.errors import CondganError
 from condgan.io import atomic_write_bytes, load_npz
 
@@ -53,11 +54,14 @@ class Extractor:
     id: str
     forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
     device: torch.device
+    batch_size: int = 500  # images per forward pass in `extract`
 
     @torch.no_grad()
-    def extract(self, x: torch.Tensor, batch_size: int = 500, desc: str = "features",
+    def extract(self, x: torch.Tensor, batch_size: int | None = None, desc: str = "features",
                 progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """(features float32 N×D, logits float32 N×K) of images x, `batch_size` at a time."""
+        """(features float32 N×D, logits float32 N×K) of images x, `batch_size` (default: the
+        extractor's) at a time."""
+        batch_size = batch_size or self.batch_size
         feats, logits = [], []
         for start in tqdm(range(0, len(x), batch_size), desc=desc, unit="batch", disable=not progress,
                           leave=False):
@@ -68,14 +72,19 @@ class Extractor:
 
 
 def judge_extractor(judge, device: str | torch.device = "cpu") -> Extractor:
-    """The domain judge (`condgan.metrics.classifier.Judge`) as an extractor."""
-    model = judge.model.to(device).eval()
+    """The domain judge (`condgan.metrics.classifier.Judge`) as an extractor.
+
+    It runs an inference copy of the judge (`classifier.for_inference`: BatchNorm folded into the
+    convolutions, channels-last memory) 256 images at a time: the same outputs to float32 rounding
+    (tests/test_judges.py), 3× faster on a 2-core CPU than the module as trained.
+    """
+    model = for_inference(judge.model.to(device))
 
     def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = model.features(x)
+        f = model.features(x.contiguous(memory_format=torch.channels_last))
         return f, model.head(f)
 
-    return Extractor(judge.id, forward, torch.device(device))
+    return Extractor(judge.id, forward, torch.device(device), batch_size=256)
 
 
 def inception_extractor(weights: str | Path | None, device: str | torch.device = "cpu") -> Extractor:
