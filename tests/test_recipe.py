@@ -77,7 +77,7 @@ def _step(method, spec=IMAGES, n=12, step=0, seed=1):
 
 def test_every_option_is_off_by_default():
     cfg = Config()
-    assert cfg.recipe == RecipeConfig(spectral_norm="none", ema_decay=0.0, ema_start=0, diffaugment="none",
+    assert cfg.recipe == RecipeConfig(spectral_norm="none", ema_decay=0.0, ema_start=0, ema_rampup=0.0, diffaugment="none",
                                       r1_gamma=0.0, r1_interval=1, n_dis=1)
     assert not cfg.recipe.ema
     assert (cfg.method.d_source_loss, cfg.method.g_source_loss) == ("bce", "minimax")
@@ -91,6 +91,7 @@ def test_every_option_is_off_by_default():
     ("recipe.spectral_norm=g", "config field recipe.spectral_norm: expected one of none, d, g_and_d, found 'g'"),
     ("recipe.ema_decay=1.0", "config field recipe.ema_decay: expected a value in [0, 1), found 1.0"),
     ("recipe.ema_start=-1", "config field recipe.ema_start: expected >= 0, found -1"),
+    ("recipe.ema_rampup=-0.1", "config field recipe.ema_rampup: expected >= 0.0, found -0.1"),
     ("recipe.diffaugment=flip", "config field recipe.diffaugment: expected none or a comma-separated list of "
                                 "translation, cutout, color (each at most once), found 'flip'"),
     ("recipe.diffaugment=cutout,cutout", "recipe.diffaugment: expected none or a comma-separated list"),
@@ -255,6 +256,26 @@ def test_ema_is_the_hand_computed_average():
     assert set(ema.state_dict()) == {n for n in method.state_dict() if n.startswith("G.")}
 
 
+def test_ema_rampup_caps_the_half_life_at_a_share_of_the_steps_since_the_start():
+    method = _tiny_gan()
+    ema = GeneratorEMA(method, method.phases(), decay=0.999, start=10, rampup=0.5)
+    # 1 step after the start: half-life ≤ 0.5 steps, β = ½² = 0.25; 100 steps: ½^(1/50); later the decay
+    assert ema.decay_at(10) == pytest.approx(0.25)
+    assert ema.decay_at(109) == pytest.approx(0.5 ** (1 / 50))
+    assert ema.decay_at(100_000) == 0.999
+    g_params = dict(method.G.named_parameters())
+    name = next(n for n in g_params if n.endswith("weight"))
+    for step, value in enumerate([2.0, 6.0]):
+        with torch.no_grad():
+            g_params[name].fill_(value)
+        ema.update(10 + step, g_updated=True)
+    # step 10: 0.25·θ₀ + 0.75·2 with θ₀ the initial weight; step 11: β = ½^(1/1) = 0.5
+    start = dict(_tiny_gan().G.named_parameters())[name][0, 0].item()
+    expected = 0.5 * (0.25 * start + 0.75 * 2.0) + 0.5 * 6.0
+    assert dict(ema.method.G.named_parameters())[name][0, 0].item() == pytest.approx(expected)
+    assert GeneratorEMA(method, method.phases(), decay=0.9, start=0).decay_at(0) == 0.9  # off: constant
+
+
 def test_ema_of_class_splits_and_lapgan_covers_every_generator():
     splits = _method("method.name=acgan", "method.class_splits=2")
     assert GeneratorEMA(splits, splits.phases(), 0.9, 0).prefixes == ("subs.0.G.", "subs.1.G.")
@@ -276,6 +297,13 @@ def test_ema_resumes_exactly(fm, tmp_path):
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     # the average is not the trained generator itself
     assert any(not torch.equal(a["ema"][k], a["model"][k]) for k in a["ema"] if k.endswith("original"))
+
+
+def test_the_generator_weights_name_the_rampup():
+    from condgan.sampling import generator_weights
+    assert generator_weights(RecipeConfig(ema_decay=0.999, ema_rampup=0.05), True) == \
+        "G-EMA (recipe.ema_decay 0.999, ramp-up 0.05, from step 0)"
+    assert generator_weights(RecipeConfig(ema_decay=0.999), False) == "live G"
 
 
 def test_sampling_grids_and_eval_use_the_ema_and_say_so(fm, tmp_path, capsys):

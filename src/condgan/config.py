@@ -209,6 +209,10 @@ class RecipeConfig:
     # `ema_start` (a training step) the average equals G; sampling, grids and the monitor use it.
     ema_decay: float = setting(0.0, at_least=0.0, below=1.0)
     ema_start: int = setting(0, at_least=0)
+    # EMA ramp-up (Karras et al. 2020, stylegan2-ada's ema_rampup): the average's half-life is at most
+    # this share of the steps since ema_start, so a short run's average is not stuck near its first
+    # weights; 0 = off (a constant ema_decay).
+    ema_rampup: float = setting(0.0, at_least=0.0)
     # DiffAugment (Zhao et al. 2020) of every image D sees, real and generated, in D's and G's phases.
     diffaugment: str = setting("none", items=("translation", "cutout", "color"))
     # R1 penalty γ/2·E[‖∇_x D(x)‖²] on real images (Mescheder et al. 2018); 0 = off. Lazy: computed every

@@ -40,8 +40,12 @@ from condgan.samples import Samples, make_samples
 
 def generator_weights(recipe: RecipeConfig, ema: bool) -> str:
     """What samples come from, as every output says it: "G-EMA (recipe.ema_decay 0.999, from step 0)"
-    for the averaged generator (condgan.training.ema), else "live G"."""
-    return f"G-EMA (recipe.ema_decay {recipe.ema_decay:g}, from step {recipe.ema_start})" if ema else "live G"
+    (with ", ramp-up 0.05" before "from" when recipe.ema_rampup is on) for the averaged generator
+    (condgan.training.ema), else "live G"."""
+    if not ema:
+        return "live G"
+    rampup = f", ramp-up {recipe.ema_rampup:g}" if recipe.ema_rampup else ""
+    return f"G-EMA (recipe.ema_decay {recipe.ema_decay:g}{rampup}, from step {recipe.ema_start})"
 
 
 @dataclass

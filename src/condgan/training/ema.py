@@ -7,7 +7,12 @@ after every step in which G was updated,
 
     θ_EMA ← β · θ_EMA + (1 − β) · θ_G        (steps ≥ ema_start; before it, θ_EMA ← θ_G)
 
-with β = `ema_decay`, per G update (with `recipe.n_dis` = n, one per n steps). G's buffers
+with β = `ema_decay`, per G update (with `recipe.n_dis` = n, one per n steps). With `ema_rampup`
+= r > 0 the half-life of the average, ln ½ / ln β updates, is at most r · t for t the steps since
+ema_start (Karras et al. 2020, "Training Generative Adversarial Networks with Limited Data", whose
+code caps the EMA's half-life at ema_rampup × the images seen): β_t = min(β, ½^(1 / (r · t))).
+Without it, a run of a few times 1/(1 − β) steps samples from an average that still weighs its
+first weights heavily (0.999^234 = 0.79 of it 234 steps after the start). G's buffers
 (BatchNorm running statistics, spectral-norm u, v) are copied, not averaged, as stylegan2-ada
 does; so is everything outside G (D, and method state such as Self-Cond GAN's clusters or the
 class-split routing), at every step. The average is a whole copy of the method (`.method`), so
@@ -41,8 +46,8 @@ def generator_prefixes(method: Method, phases: list[Phase]) -> tuple[str, ...]:
 class GeneratorEMA:
     """The average of G's weights in a copy of `method`; see the module docstring."""
 
-    def __init__(self, method: Method, phases: list[Phase], decay: float, start: int) -> None:
-        self.decay, self.start = decay, start
+    def __init__(self, method: Method, phases: list[Phase], decay: float, start: int, rampup: float = 0.0) -> None:
+        self.decay, self.start, self.rampup = decay, start, rampup
         self.method = copy.deepcopy(method).eval().requires_grad_(False)
         self.prefixes = generator_prefixes(method, phases)
         live, ours = dict(method.named_parameters()), dict(self.method.named_parameters())
@@ -53,15 +58,22 @@ class GeneratorEMA:
         self._copied = [(ours[n], t) for n, t in live.items() if n not in g_names] + \
             [(ours_buffers[n], t) for n, t in method.named_buffers()]
 
+    def decay_at(self, step: int) -> float:
+        """β for the update after training step `step` (≥ ema_start): `ema_decay`, ramped up if asked."""
+        if self.rampup == 0:
+            return self.decay
+        return min(self.decay, 0.5 ** (1.0 / (self.rampup * (step - self.start + 1))))
+
     @torch.no_grad()
     def update(self, step: int, g_updated: bool) -> None:
         """After training step `step`: average G's parameters if G was updated, copy the rest."""
         if g_updated:
+            weight = None if step < self.start else 1.0 - self.decay_at(step)
             for average, trained in self._averaged:
-                if step < self.start:
+                if weight is None:
                     average.copy_(trained)
                 else:
-                    average.lerp_(trained, 1.0 - self.decay)  # θ + (1 − β)(θ_G − θ) = βθ + (1 − β)θ_G
+                    average.lerp_(trained, weight)  # θ + (1 − β)(θ_G − θ) = βθ + (1 − β)θ_G
         for copy_, trained in self._copied:
             copy_.copy_(trained)
 

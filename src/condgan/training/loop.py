@@ -280,7 +280,7 @@ def _setup(cfg: Config | None, run_dir: Path, resume: bool, force: bool, monitor
         dist.broadcast_module(method)  # identical start on every rank, whatever the init
     ema = None
     if cfg.recipe.ema:  # a copy of the restored method, before compiling (the copy stays eager)
-        ema = GeneratorEMA(method, phases, cfg.recipe.ema_decay, cfg.recipe.ema_start)
+        ema = GeneratorEMA(method, phases, cfg.recipe.ema_decay, cfg.recipe.ema_start, cfg.recipe.ema_rampup)
         if restored.get("ema") is not None:
             ema.load_state_dict(restored["ema"], ckpt)
     if plan.compile:
