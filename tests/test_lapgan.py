@@ -5,14 +5,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
 
 from condgan import cli
-from condgan.config import resolve_config
+from condgan.config import preset_or_path, resolve_config
 from condgan.errors import ConfigError
 from condgan.methods import StepInputs, build_method
 from condgan.nets import DataSpec
-from condgan.nets.pyramid import (downsample, gaussian_pyramid, laplacian_pyramid, level_sizes, reconstruct,
-                                  upsample)
+from condgan.nets.pyramid import (CoarseDiscriminator, downsample, gaussian_pyramid, laplacian_pyramid, level_sizes,
+                                  reconstruct, upsample)
 from condgan.report.pyramid import lapgan_chain
 from condgan.sampling import load_run
 from condgan.training.loop import load_training_data, train
@@ -112,6 +113,67 @@ def test_sampling_runs_coarse_to_fine_and_lapgan_ignores_classes():
     with torch.no_grad():
         a, b = cc.generate(z, torch.tensor([0, 0, 0])), cc.generate(z, torch.tensor([1, 1, 1]))
     assert not torch.allclose(a, b), "CC-LAPGAN's samples depend on the class"
+
+
+def test_each_level_reads_its_own_noise():
+    """z_k moves level k and the finer ones, never a coarser one (the flat noise is split per level)."""
+    m = small_method("cclapgan").eval()
+    gen = torch.Generator().manual_seed(0)
+    z, c = m.latent(4, generator=gen), torch.tensor([0, 3, 3, 9])
+    parts = m._split(z)
+    assert [p.shape[1] for p in parts] == [28 * 28, 14 * 14, 8]
+    with torch.no_grad():
+        base, _ = m.generate_levels(z, c)
+        for k in range(m.K + 1):
+            moved = [p.clone() for p in parts]
+            moved[k] = torch.randn(moved[k].shape, generator=gen)
+            flat = torch.cat([moved[m.K]] + [moved[j] for j in range(m.K - 1, -1, -1)], dim=1)
+            images, _ = m.generate_levels(flat, c)
+            for j in range(m.K + 1):
+                changed = (images[j] - base[j]).abs().amax(dim=(1, 2, 3))
+                if j > k:
+                    assert torch.equal(images[j], base[j]), f"z_{k} changed the coarser level {j}"
+                else:
+                    assert (changed > 1e-4).all(), f"level {j} ignores z_{k}"
+
+
+def test_coarse_discriminator_takes_the_class_by_projection():
+    """CC: D_K(x, c) = ψ(φ(x)) + ⟨e_c, φ(x)⟩ (Miyato & Koyama 2018, eq. 3); LAPGAN: ψ(φ(x)) alone."""
+    torch.manual_seed(0)
+    x, c = torch.randn(5, 1, 7, 7), torch.tensor([0, 1, 1, 4, 9])
+    D = CoarseDiscriminator(1, 7, 10, hidden=16).eval()
+    phi = D.body(x)
+    assert phi.shape == (5, 16)
+    torch.testing.assert_close(D(x, c), D.source(phi).squeeze(1) + (D.embed(c) * phi).sum(dim=1))
+    # The class moves the logit by ⟨e_c − e_c', φ⟩ only, whatever x: the two logits' gap is that product.
+    torch.testing.assert_close(D(x, c) - D(x, torch.zeros_like(c)), ((D.embed(c) - D.embed.weight[0]) * phi).sum(dim=1))
+    unconditional = CoarseDiscriminator(1, 7, 0, hidden=16).eval()
+    assert unconditional.embed is None
+    torch.testing.assert_close(unconditional(x), unconditional.source(unconditional.body(x)).squeeze(1))
+
+
+def step_flops(preset):
+    """FLOPs of one training step of a preset at its batch size (every phase, forward and backward)."""
+    cfg = resolve_config([preset_or_path(preset)])
+    m = build_method(cfg, DataSpec((1, 28, 28), 10)).train()
+    b, gen = cfg.train.batch_size, torch.Generator().manual_seed(0)
+    step = StepInputs(torch.rand(b, 1, 28, 28, generator=gen) * 2 - 1, torch.randint(0, 10, (b,), generator=gen),
+                      torch.arange(b), m.latent(b, generator=gen), m.sample_classes(b, generator=gen), step=0)
+    with FlopCounterMode(display=False) as counter:
+        for phase in m.phases():
+            m.loss(phase, step)[0].backward(retain_graph=True)
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("preset", ["lapgan-fashion-mnist", "cclapgan-fashion-mnist"])
+def test_fashion_mnist_presets_cost_no_more_per_step_than_acgan(preset):
+    """A preset step costs at most the AC-GAN preset's FLOPs (the first 32-plane nets cost 2.5×: a
+    1,000-step comparison gave them 2.5× the budget). On CPU the 16-plane step takes about AC-GAN's
+    time (docs/methods-lapgan-selfcond.md), so equal steps are about an equal budget."""
+    cfg = resolve_config([preset_or_path(preset)])
+    assert cfg.optim.g_lr == cfg.optim.d_lr == 1e-3  # at 2e-4 the coarse G ignored z for 1,000 steps
+    ours, acgan = step_flops(preset), step_flops("acgan-fashion-mnist")
+    assert 0.5 * acgan < ours <= acgan, (ours, acgan)
 
 
 def band_rms(x, levels):
