@@ -69,6 +69,7 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
 DEFAULT_ENTRY = "acgan-paper"  # the entry the issue's targets are checked for
 PAPER_ENTRY = "acgan-paper"
 PLAIN_ENTRY = "plain-loop"
+CCLAPGAN_ENTRY = "cclapgan"
 SUITE = ["accuracy", "fid", "kid", "prdc", "diversity"]
 
 
@@ -233,6 +234,12 @@ def _classes_less_diverse(m: dict) -> float | None:
     return None if gen is None or real is None else float((gen > real + 0.02).sum())
 
 
+def _worst_msssim_gap(m: dict) -> float | None:
+    """The largest |MS-SSIM_gen − MS-SSIM_real| over the classes (CC-LAPGAN's target: ≤ 0.05)."""
+    gen, real = _per_class(m, "msssim_gen"), _per_class(m, "msssim_real")
+    return None if gen is None or real is None else float(np.abs(gen - real).max())
+
+
 COLUMNS: list[tuple[str, Callable[[dict], float | None]]] = [
     ("judge accuracy", lambda m: m.get("accuracy")),
     ("spread across judges (max − min)", lambda m: m["accuracy_judges_max"] - m["accuracy_judges_min"]
@@ -283,6 +290,13 @@ def targets(results: dict[str, list[dict]], default: str) -> None:
             ratios.append(np.inf if at is None else at / plain["train_cpu_min"])
         checks.append(("reaches the plain loop's final FID in ≤ ⅓ of its CPU time (ratio)", float(np.mean(ratios)),
                        lambda v: v <= 1 / 3))
+    if CCLAPGAN_ENTRY in results and default != CCLAPGAN_ENTRY:
+        cc = results[CCLAPGAN_ENTRY]
+        cc_mean = lambda fn: float(np.mean([fn(r["metrics"]) for r in cc]))  # noqa: E731
+        checks.append((f"{CCLAPGAN_ENTRY}: judge accuracy ≥ 0.8 × the default's (ratio)",
+                       cc_mean(lambda m: m["accuracy"]) / mean(lambda m: m["accuracy"]), lambda v: v >= 0.8))
+        checks.append((f"{CCLAPGAN_ENTRY}: every class's MS-SSIM within 0.05 of real (largest gap)",
+                       cc_mean(_worst_msssim_gap), lambda v: v <= 0.05))
     print(f"\ntargets for {default}:\n| target | measured | met |\n|---|---|---|")
     for name, value, ok in checks:
         print(f"| {name} | {value:.3f} | {'yes' if ok(value) else 'no'} |")

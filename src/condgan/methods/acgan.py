@@ -34,13 +34,25 @@ class ACGANConfig(SourceLossConfig, ClassSplitConfig):
     class_weight: float = setting(1.0, at_least=0)  # weight w of L_C relative to L_S (paper: 1)
 
 
-class ACGAN(AdversarialPair):
+class AuxiliaryClassifierPair(AdversarialPair):
+    """D(x) → (source logit s, class logits k) from one forward; D minimises its source loss plus
+    λ·(a class term on k_real, k_fake), G its source loss plus λ·(a class term on k_fake), λ =
+    `method.class_weight`. AC-GAN and the successors that keep this shape (TAC-GAN, ADC-GAN) differ
+    only in those two class terms (`d_class_terms`, `g_class_terms`, each with its statistics)."""
+
     conditional = True
 
     def __init__(self, G: nn.Module, D: nn.Module, cfg: Config, num_classes: int) -> None:
         super().__init__(G, D, num_classes, cfg.model.z_dim, cfg.method.g_source_loss, cfg.optim.d_lr, cfg.optim.g_lr,
                          cfg.method.d_source_loss)
         self.class_weight = cfg.method.class_weight
+
+    def d_class_terms(self, k_real: torch.Tensor, k_fake: torch.Tensor,
+                      step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def g_class_terms(self, k_fake: torch.Tensor, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
 
     def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         gen_x, aug = self.generated(step), self.d_terms.augment
@@ -49,21 +61,28 @@ class ACGAN(AdversarialPair):
             s_real, k_real = self.D(aug(real_x))
             s_fake, k_fake = self.D(aug(gen_x.detach()))
             loss_s = d_source_loss(s_real, s_fake, self.d_source_loss)
-            loss_c = F.cross_entropy(k_real, step.real_c) + F.cross_entropy(k_fake, step.gen_c)
+            loss_c, class_stats = self.d_class_terms(k_real, k_fake, step)
             stats = {
                 "D/loss_source": loss_s.detach(),
-                "D/loss_class": loss_c.detach(),
-                "D/acc_real_class": (k_real.argmax(1) == step.real_c).float().mean(),
+                **class_stats,
                 "D/p_real": torch.sigmoid(s_real).mean().detach(),
                 "D/p_fake": torch.sigmoid(s_fake).mean().detach(),
             }
             return self.d_terms.with_r1(loss_s + self.class_weight * loss_c, stats, s_real, real_x, step.step)
         s_fake, k_fake = self.D(aug(gen_x))
         loss_s = g_source_loss(s_fake, self.g_source_loss)
+        loss_c, class_stats = self.g_class_terms(k_fake, step)
+        return loss_s + self.class_weight * loss_c, {"G/loss_source": loss_s.detach(), **class_stats}
+
+
+class ACGAN(AuxiliaryClassifierPair):
+    def d_class_terms(self, k_real: torch.Tensor, k_fake: torch.Tensor,
+                      step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss_c = F.cross_entropy(k_real, step.real_c) + F.cross_entropy(k_fake, step.gen_c)
+        return loss_c, {"D/loss_class": loss_c.detach(),
+                        "D/acc_real_class": (k_real.argmax(1) == step.real_c).float().mean()}
+
+    def g_class_terms(self, k_fake: torch.Tensor, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss_c = F.cross_entropy(k_fake, step.gen_c)
-        stats = {
-            "G/loss_source": loss_s.detach(),
-            "G/loss_class": loss_c.detach(),
-            "G/acc_fake_class": (k_fake.argmax(1) == step.gen_c).float().mean(),
-        }
-        return loss_s + self.class_weight * loss_c, stats
+        return loss_c, {"G/loss_class": loss_c.detach(),
+                        "G/acc_fake_class": (k_fake.argmax(1) == step.gen_c).float().mean()}

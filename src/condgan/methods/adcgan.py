@@ -29,12 +29,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from condgan.config import Config, register_method_config, setting
-from condgan.methods.base import AdversarialPair, Phase, StepInputs
+from condgan.config import register_method_config, setting
+from condgan.methods.acgan import AuxiliaryClassifierPair
+from condgan.methods.base import StepInputs
 from condgan.methods.class_splits import ClassSplitConfig
-from condgan.methods.gan import SourceLossConfig, d_source_loss, g_source_loss
+from condgan.methods.gan import SourceLossConfig
 
 
 @register_method_config
@@ -58,40 +58,19 @@ def adc_g_class_loss(k_fake: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(k_fake, c) - F.cross_entropy(k_fake, K + c)
 
 
-class ADCGAN(AdversarialPair):
-    conditional = True
-
-    def __init__(self, G: nn.Module, D: nn.Module, cfg: Config, num_classes: int) -> None:
-        super().__init__(G, D, num_classes, cfg.model.z_dim, cfg.method.g_source_loss, cfg.optim.d_lr, cfg.optim.g_lr,
-                         cfg.method.d_source_loss)
-        self.class_weight = cfg.method.class_weight
-
-    def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        gen_x, aug = self.generated(step), self.d_terms.augment
-        K = self.num_classes
-        if phase.role == "D":
-            real_x = self.d_terms.real(step.real_x, step.step)
-            s_real, k_real = self.D(aug(real_x))
-            s_fake, k_fake = self.D(aug(gen_x.detach()))
-            loss_s = d_source_loss(s_real, s_fake, self.d_source_loss)
-            loss_c = adc_d_class_loss(k_real, step.real_c, k_fake, step.gen_c)
-            stats = {
-                "D/loss_source": loss_s.detach(),
-                "D/loss_class": loss_c.detach(),
-                # share of samples given exactly their label among the 2K
-                "D/acc_real_class": (k_real.argmax(1) == step.real_c).float().mean(),
-                "D/acc_fake_class": (k_fake.argmax(1) == K + step.gen_c).float().mean(),
-                "D/p_real": torch.sigmoid(s_real).mean().detach(),
-                "D/p_fake": torch.sigmoid(s_fake).mean().detach(),
-            }
-            return self.d_terms.with_r1(loss_s + self.class_weight * loss_c, stats, s_real, real_x, step.step)
-        s_fake, k_fake = self.D(aug(gen_x))
-        loss_s = g_source_loss(s_fake, self.g_source_loss)
-        loss_c = adc_g_class_loss(k_fake, step.gen_c)
-        stats = {
-            "G/loss_source": loss_s.detach(),
-            "G/loss_class": loss_c.detach(),
-            # share of generated samples the classifier takes for real samples of their class
-            "G/acc_fake_as_real_class": (k_fake.argmax(1) == step.gen_c).float().mean(),
+class ADCGAN(AuxiliaryClassifierPair):
+    def d_class_terms(self, k_real: torch.Tensor, k_fake: torch.Tensor,
+                      step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss_c = adc_d_class_loss(k_real, step.real_c, k_fake, step.gen_c)
+        return loss_c, {
+            "D/loss_class": loss_c.detach(),
+            # share of samples given exactly their label among the 2K
+            "D/acc_real_class": (k_real.argmax(1) == step.real_c).float().mean(),
+            "D/acc_fake_class": (k_fake.argmax(1) == self.num_classes + step.gen_c).float().mean(),
         }
-        return loss_s + self.class_weight * loss_c, stats
+
+    def g_class_terms(self, k_fake: torch.Tensor, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss_c = adc_g_class_loss(k_fake, step.gen_c)
+        # share of generated samples the classifier takes for real samples of their class
+        return loss_c, {"G/loss_class": loss_c.detach(),
+                        "G/acc_fake_as_real_class": (k_fake.argmax(1) == step.gen_c).float().mean()}
