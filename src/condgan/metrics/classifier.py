@@ -9,6 +9,7 @@ next to every number computed with it.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from tqdm import tqdm
 
 from condgan.data import LabelledData
@@ -57,15 +59,10 @@ class JudgeCNN(nn.Module):
         return self.head(self.features(x))
 
 
-
 def for_inference(model: JudgeCNN) -> JudgeCNN:
     """An eval-mode copy of `model` for extraction: each BatchNorm folded into the convolution before
     it, weights in channels-last memory (feed it channels-last batches). Same outputs to float32
     rounding; on CPU about 3× faster (oneDNN's channels-last kernels, one pass fewer per layer)."""
-    import copy
-
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
     fused = copy.deepcopy(model).eval()
     layers, body = list(fused.body), []
     while layers:
@@ -75,6 +72,7 @@ def for_inference(model: JudgeCNN) -> JudgeCNN:
         body.append(layer)
     fused.body = nn.Sequential(*body)
     return fused.to(memory_format=torch.channels_last).requires_grad_(False)
+
 
 @dataclass
 class Judge:

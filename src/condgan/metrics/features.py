@@ -33,9 +33,9 @@ from tqdm import tqdm
 
 from condgan.data import LabelledData
 from condgan.data.paths import user_cache_dir
-from condgan.metrics.classifier import for_inference
 from condgan.errors import CondganError
 from condgan.io import atomic_write_bytes, load_npz
+from condgan.metrics.classifier import for_inference
 
 ENV_INCEPTION = "CONDGAN_INCEPTION_WEIGHTS"
 INCEPTION_LOGITS = "unbiased-logits"  # suffix of the Inception extractor's id: which logits it returns
