@@ -1,6 +1,6 @@
 """Issue-5 benchmark: every method on Fashion-MNIST at one equal short CPU budget, judged by the suite.
 
-Trains each method with its preset (gan: `acgan-fashion-mnist` with `method.name=gan`, as there is
+Trains each method with its preset (gan: `acgan-fashion-mnist-paper` with `method.name=gan`, as there is
 no gan Fashion-MNIST preset) for the same --steps at batch 64, draws --n samples, and runs
 `condgan.evaluation.suite.evaluate` with metrics accuracy, fid and diversity against the test set. Prints
 one Markdown table and writes a grid per method to <img>/compare-<method>.png.
@@ -40,9 +40,9 @@ from condgan.sampling import class_grid, generate, load_run
 from condgan.training.loop import train
 
 METHODS = {  # method → (preset, extra overrides)
-    "gan": ("acgan-fashion-mnist", ["method.name=gan"]),
+    "gan": ("acgan-fashion-mnist-paper", ["method.name=gan"]),
     "cgan": ("cgan-fashion-mnist", []),
-    "acgan": ("acgan-fashion-mnist", []),
+    "acgan": ("acgan-fashion-mnist-paper", []),
     "lapgan": ("lapgan-fashion-mnist", []),
     "cclapgan": ("cclapgan-fashion-mnist", []),
     "selfcond": ("selfcond-fashion-mnist", []),

@@ -26,7 +26,7 @@ One JSON line with:
              pairs per class, judge features) of the final samples and of the finer levels run on
              the real test images' I_K (the condition the finer levels were trained on);
   cost       FLOPs of one training step (all phases, forward and backward, FlopCounterMode) and
-             the ratio to acgan-fashion-mnist's; with --levels, the CPU seconds of the training.
+             the ratio to acgan-fashion-mnist-paper's; with --levels, the CPU seconds of the training.
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def main() -> None:
     shape = tuple(train.x.shape[1:])
     flops = step_flops(cfg, shape)
     row["cost"] = {"gflop_per_step": round(flops / 1e9, 2),
-                   "x_acgan": round(flops / step_flops(resolve_config([preset_or_path("acgan-fashion-mnist")]), shape), 2)}
+                   "x_acgan": round(flops / step_flops(resolve_config([preset_or_path("acgan-fashion-mnist-paper")]), shape), 2)}
     judge7 = coarse_judge(gaussian_pyramid(train.x, method.K + 1)[-1], train.y, Path(args.cache))
     row.update(diagnose(method, train, test, judge7, args.n, args.judge_eval))
     print(json.dumps(row), flush=True)

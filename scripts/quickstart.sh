@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up, then run the built-in default job: a short AC-GAN run on Fashion-MNIST, judged.
+# Set up, then run the built-in default job: the default AC-GAN recipe on Fashion-MNIST, judged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -122,7 +122,7 @@ def test_rules_live_on_the_fields():
 
 
 def test_cli_refuses_another_methods_key_in_one_line(tmp_path, capsys):
-    assert main(["train", "--config", "acgan-fashion-mnist", "--set", "method.num_clusters=5",
+    assert main(["train", "--config", "acgan-fashion-mnist-paper", "--set", "method.num_clusters=5",
                  "--out", str(tmp_path / "x"), "--dry-run"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1

@@ -140,7 +140,7 @@ def test_eval_run_of_unconditional_and_cluster_methods(env, tmp_path, monkeypatc
     run = tmp_path / "run"
     extra = {"gan": [], "lapgan": ["--set", "method.pyramid_levels=2"],
              "selfcond": ["--set", "method.num_clusters=4", "--set", "method.cluster_fit_size=100"]}[method]
-    assert main(["train", "--config", f"{method}-fashion-mnist" if method != "gan" else "acgan-fashion-mnist",
+    assert main(["train", "--config", f"{method}-fashion-mnist" if method != "gan" else "acgan-fashion-mnist-paper",
                  "--method", method, "--data-dir", str(env["folder"]), "--out", str(run), "--steps", "2",
                  "--batch-size", "16", "--set", "model.g_channels=8", "--set", "model.d_channels=8",
                  "--set", "train.ckpt_every=2", *extra, "--no-progress"]) == 0

@@ -167,12 +167,12 @@ def step_flops(preset):
 
 @pytest.mark.parametrize("preset", ["lapgan-fashion-mnist", "cclapgan-fashion-mnist"])
 def test_fashion_mnist_presets_cost_no_more_per_step_than_acgan(preset):
-    """A preset step costs at most the AC-GAN preset's FLOPs (the first 32-plane nets cost 2.5×: a
+    """A preset step costs at most the paper AC-GAN preset's FLOPs (the first 32-plane nets cost 2.5×: a
     1,000-step comparison gave them 2.5× the budget). On CPU the 16-plane step takes about AC-GAN's
     time (docs/methods-lapgan-selfcond.md), so equal steps are about an equal budget."""
     cfg = resolve_config([preset_or_path(preset)])
     assert cfg.optim.g_lr == cfg.optim.d_lr == 1e-3  # at 2e-4 the coarse G ignored z for 1,000 steps
-    ours, acgan = step_flops(preset), step_flops("acgan-fashion-mnist")
+    ours, acgan = step_flops(preset), step_flops("acgan-fashion-mnist-paper")
     assert 0.5 * acgan < ours <= acgan, (ours, acgan)
 
 

@@ -122,6 +122,18 @@ def test_diffaugment_of_2d_points_is_refused():
         _method("recipe.diffaugment=translation", "model.hidden=8", spec=DataSpec((2,), 3))
 
 
+def test_default_preset_is_the_recipe_docs_quality_measures():
+    """docs/quality.md ("The default recipe") and the README give figures of exactly this recipe;
+    the paper's setup stays beside it."""
+    cfg = resolve_config([preset_or_path("acgan-fashion-mnist")])
+    assert (cfg.method.name, cfg.method.class_weight, cfg.method.g_source_loss) == ("adcgan", 0.5, "non_saturating")
+    assert (cfg.model.g_channels, cfg.model.d_channels, cfg.optim.g_lr, cfg.optim.d_lr) == (32, 32, 1.6e-3, 1.6e-3)
+    assert cfg.optim.betas("G") == cfg.optim.betas("D") == (0.5, 0.999)
+    assert (cfg.train.steps, cfg.train.batch_size) == (4000, 64) and not cfg.recipe.ema
+    paper = resolve_config([preset_or_path("acgan-fashion-mnist-paper")])
+    assert (paper.method.name, paper.model.g_channels, paper.optim.g_lr, paper.train.steps) == ("acgan", 64, 2e-4, 6000)
+
+
 def test_modern_preset_resolves_to_its_recipe():
     cfg = resolve_config([preset_or_path("acgan-fashion-mnist-modern")])
     r = cfg.recipe

@@ -40,8 +40,8 @@ def fm(tmp_path_factory) -> Path:
     return write_fashion_like(tmp_path_factory.mktemp("splits") / "fm", n=120)
 
 
-def _init(fm: Path, out: Path, splits: int = 3, *extra: str) -> int:
-    return main(["splits", "init", "--config", "acgan-fashion-mnist", "--data-dir", str(fm), "--splits", str(splits),
+def _init(fm: Path, out: Path, splits: int = 3, *extra: str, config: str = "acgan-fashion-mnist") -> int:
+    return main(["splits", "init", "--config", config, "--data-dir", str(fm), "--splits", str(splits),
                  "--out", str(out), *TINY, *extra])
 
 
@@ -159,7 +159,9 @@ def test_bad_init_one_line_exit_2(fm, tmp_path, capsys, case, needle):
         (out / "notes.txt").write_text("x")
     extra = {"unconditional": ["--set", "method.name=gan"],
              "in_process_splits": ["--set", "method.class_splits=2"]}.get(case, [])
-    assert _init(fm, out, n, *extra) == 2
+    # The paper preset's method section holds only keys that gan reads too (the default's class_weight is not).
+    config = "acgan-fashion-mnist-paper" if case == "unconditional" else "acgan-fashion-mnist"
+    assert _init(fm, out, n, *extra, config=config) == 2
     assert needle in _one_error_line(capsys)
     assert case == "non_empty" or not (out / "splits.json").exists()
 

@@ -555,9 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(fn=cmd_bench_modes)
 
-    p = verbs.add_parser("quickstart", help="the built-in default: a short AC-GAN run on Fashion-MNIST, judged")
+    p = verbs.add_parser("quickstart", help="the built-in default: the default AC-GAN recipe on Fashion-MNIST, judged")
     p.add_argument("--out", default="runs/quickstart")
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--steps", type=int, help="training steps (default: the acgan-fashion-mnist preset's)")
     p.add_argument("--force", action="store_true")
     p.set_defaults(fn=cmd_quickstart)
     return parser

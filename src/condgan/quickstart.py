@@ -1,6 +1,7 @@
-"""The built-in default job: a short AC-GAN run on Fashion-MNIST, sampled and judged.
+"""The built-in default job: the default AC-GAN recipe on Fashion-MNIST, trained, sampled and judged.
 
-Trains (or finishes) the `acgan-fashion-mnist` preset for `steps` steps, trains the judge CNN on
+Trains (or finishes) the `acgan-fashion-mnist` preset (its own length, or `steps` steps; the
+recipe and its measurement are in docs/quality.md), trains the judge CNN on
 the real training set if it is not cached yet, draws 10,000 class-balanced samples, evaluates them
 (`QUICK_METRICS`: judge accuracy, FID with its real-vs-real floor, precision/recall, per-class
 MS-SSIM) into `out/eval/` (metrics.json + report.html) and prints each headline number beside its
@@ -16,6 +17,7 @@ import torch
 from condgan.config import preset_or_path
 from condgan.config import resolve_config
 from condgan.data import load_dataset
+from condgan.errors import ConfigError
 from condgan.evaluation.suite import EvalOptions, evaluate
 from condgan.metrics.classifier import default_judge_path, load_judge, save_judge, train_judge
 from condgan.report.grid import save_png
@@ -28,6 +30,7 @@ from condgan.run.directory import holds_run
 # The quickstart's evaluation: the cheap headline metrics (CAS and memorisation take minutes).
 QUICK_METRICS = ("accuracy", "fid", "prdc", "diversity")
 QUICK_PAIRS = 50
+DEFAULT_PRESET = "acgan-fashion-mnist"
 
 
 def ensure_judge(dataset: str, progress: bool = True):
@@ -42,10 +45,19 @@ def ensure_judge(dataset: str, progress: bool = True):
                       sample_shape=train_set.sample_shape, test_accuracy=acc, seed=0)
 
 
-def run_quickstart(out: Path, steps: int = 2000, force: bool = False, n_samples: int = 10_000) -> dict[str, float]:
-    cfg = resolve_config([preset_or_path("acgan-fashion-mnist")], [f"train.steps={steps}"])
+def run_quickstart(out: Path, steps: int | None = None, force: bool = False, n_samples: int = 10_000,
+                   preset: str = DEFAULT_PRESET) -> dict[str, float]:
+    cfg = resolve_config([preset_or_path(preset)], [f"train.steps={steps}"] if steps else [])
     # An earlier quickstart in `out` is continued to the requested length rather than refused.
-    trained = train(cfg, out, resume=holds_run(out) and not force, force=force)
+    resume = holds_run(out) and not force
+    try:
+        trained = train(cfg, out, resume=resume, force=force)
+    except ConfigError as exc:
+        if not resume:
+            raise
+        # e.g. a run of an earlier default preset: say what to do, not only what differs.
+        raise ConfigError(f"{exc}; {out} holds a run of another config than {preset}: pass --force to "
+                          f"replace it, or --out for a new directory") from None
     judge = ensure_judge(cfg.data.name)
     run = load_run(out)
     samples = draw_samples(run.method, n_samples)
@@ -58,7 +70,7 @@ def run_quickstart(out: Path, steps: int = 2000, force: bool = False, n_samples:
                       options=EvalOptions(pairs=QUICK_PAIRS, out_dir=report, progress=False))
     write_report(result, report)
     m = result["metrics"]
-    print(f"\nAC-GAN on Fashion-MNIST, {run.step} steps of {cfg.train.batch_size} images")
+    print(f"\n{preset} (method {cfg.method.name}) on {cfg.data.name}, {run.step} steps of {cfg.train.batch_size} images")
     speed = f"{trained.images_per_sec:.0f} images/s" if trained.images_per_sec else "(already trained)"
     print(f"  training speed: {speed}; {n_samples} samples judged by {judge.id}")
     print(f"  {'':32s} {'samples':>8s}  {'real reference':<34s}")
