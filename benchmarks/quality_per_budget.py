@@ -9,9 +9,10 @@ charged to the budget); at the end it draws `--n` samples and runs the evaluatio
 seeds 0..`--judges`-1, FID and KID in judge features, precision/recall/density/coverage, per-class
 MS-SSIM against real, and CAS with `--cas`). Entries (`--entries`, comma-separated):
 
-    acgan-paper     the AC-GAN paper's objective and condgan's default nets (preset acgan-fashion-mnist)
+    default         condgan's default recipe (preset acgan-fashion-mnist, docs/quality.md)
+    acgan-paper     the AC-GAN paper's objective, nets and Adam settings (preset acgan-fashion-mnist-paper)
     plain-loop      benchmarks/reference_loop.py on the same nets and losses (the single-file reference)
-    acgan-modern    the same nets with the modern recipe (preset acgan-fashion-mnist-modern, docs/quality.md)
+    acgan-modern    the paper's nets with the modern recipe (preset acgan-fashion-mnist-modern, docs/quality.md)
     ...             every other entry is a preset name with optional overrides, listed in ENTRIES
 
 Results go to OUT/<entry>-seed<S>.json (an existing file is reused, so an interrupted benchmark
@@ -49,15 +50,16 @@ from condgan.metrics.fid import fid  # noqa: E402
 from condgan.sampling import Classes, generate  # noqa: E402
 from condgan.training import loop  # noqa: E402
 
-# entry -> (preset, overrides). The default recipe is the acgan-fashion-mnist preset's.
+# entry -> (preset, overrides).
 ENTRIES: dict[str, tuple[str, list[str]]] = {
-    "acgan-paper": ("acgan-fashion-mnist", []),
+    "default": ("acgan-fashion-mnist", []),
+    "acgan-paper": ("acgan-fashion-mnist-paper", []),
     "tacgan": ("tacgan-fashion-mnist", []),
     "adcgan": ("adcgan-fashion-mnist", []),
     "reacgan": ("reacgan-fashion-mnist", []),
     "lapgan": ("lapgan-fashion-mnist", []),
     "cclapgan": ("cclapgan-fashion-mnist", []),
-    "plain-loop": ("acgan-fashion-mnist", []),
+    "plain-loop": ("acgan-fashion-mnist-paper", []),
     # SN on D, hinge, G-EMA ramped up (the curve and the final samples come from the average), DiffAugment
     # translation, betas (0, 0.999): docs/quality.md
     "acgan-modern": ("acgan-fashion-mnist-modern", []),
@@ -66,7 +68,7 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
         "optim.g_beta1=0.0", "optim.g_beta2=0.999", "optim.d_beta1=0.0", "optim.d_beta2=0.999",
         "recipe.spectral_norm=d", "recipe.ema_decay=0.999", "recipe.ema_rampup=0.05", "recipe.diffaugment=translation"]),
 }
-DEFAULT_ENTRY = "acgan-paper"  # the entry the issue's targets are checked for
+DEFAULT_ENTRY = "default"  # the entry the issue's targets are checked for
 PAPER_ENTRY = "acgan-paper"
 PLAIN_ENTRY = "plain-loop"
 CCLAPGAN_ENTRY = "cclapgan"
@@ -212,6 +214,18 @@ def run_all(args: argparse.Namespace) -> dict[str, list[dict]]:
     return results
 
 
+def saved_results(out: Path) -> dict[str, list[dict]]:
+    """Every OUT/<entry>-seed<S>.json of a known entry, in ENTRIES order, seeds ascending."""
+    results: dict[str, list[dict]] = {}
+    for entry in ENTRIES:
+        rows = [json.loads(p.read_text()) for p in out.glob(f"{entry}-seed*.json")]
+        if rows:
+            results[entry] = sorted(rows, key=lambda r: r["seed"])
+    if not results:
+        raise SystemExit(f"--summarise: no result files (<entry>-seed<S>.json) in {out}")
+    return results
+
+
 def _per_class(m: dict, prefix: str) -> np.ndarray | None:
     keys = sorted((k for k in m if k.startswith(f"{prefix}/class_")), key=lambda k: int(k.rsplit("_", 1)[1]))
     return np.array([m[k] for k in keys]) if keys else None
@@ -343,6 +357,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override for every entry (e.g. data.num_samples=2000 for a smoke run)")
     parser.add_argument("--out", default="runs/quality")
+    parser.add_argument("--summarise", action="store_true",
+                        help="train nothing: the table, targets and figure of the result files already in --out "
+                             "(any seeds per entry; --entries and --seeds are ignored)")
     args = parser.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.entries = [e.strip() for e in args.entries.split(",") if e.strip()]
@@ -352,7 +369,7 @@ def main() -> None:
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
           f"load average at start {os.getloadavg()[0]:.1f}; budget {args.budget} CPU-min per run")
     print("command: python " + " ".join(sys.argv))
-    results = run_all(args)
+    results = saved_results(Path(args.out)) if args.summarise else run_all(args)
     table(results)
     targets(results, args.default)
     figure(results, Path(args.out) / "fid-vs-cpu.png")
