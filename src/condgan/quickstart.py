@@ -17,7 +17,6 @@ import torch
 from condgan.config import preset_or_path
 from condgan.config import resolve_config
 from condgan.data import load_dataset
-from condgan.errors import ConfigError
 from condgan.evaluation.suite import EvalOptions, evaluate
 from condgan.metrics.classifier import default_judge_path, load_judge, save_judge, train_judge
 from condgan.report.grid import save_png
@@ -48,16 +47,9 @@ def ensure_judge(dataset: str, progress: bool = True):
 def run_quickstart(out: Path, steps: int | None = None, force: bool = False, n_samples: int = 10_000,
                    preset: str = DEFAULT_PRESET) -> dict[str, float]:
     cfg = resolve_config([preset_or_path(preset)], [f"train.steps={steps}"] if steps else [])
-    # An earlier quickstart in `out` is continued to the requested length rather than refused.
-    resume = holds_run(out) and not force
-    try:
-        trained = train(cfg, out, resume=resume, force=force)
-    except ConfigError as exc:
-        if not resume:
-            raise
-        # e.g. a run of an earlier default preset: say what to do, not only what differs.
-        raise ConfigError(f"{exc}; {out} holds a run of another config than {preset}: pass --force to "
-                          f"replace it, or --out for a new directory") from None
+    # An earlier quickstart in `out` is continued to the requested length; a run of another config
+    # there (e.g. of an earlier default preset) is refused with the ways on (run.directory.plan_run_dir).
+    trained = train(cfg, out, resume=holds_run(out) and not force, force=force)
     judge = ensure_judge(cfg.data.name)
     run = load_run(out)
     samples = draw_samples(run.method, n_samples)

@@ -84,7 +84,8 @@ def plan_run_dir(run_dir: Path, cfg: Config | None, *, resume: bool, force: bool
             for key in sorted(given.keys() | old.keys(), key=lambda k: (k != "method.name", k)):
                 if key not in RESUMABLE_CHANGES and given.get(key) != old.get(key):
                     raise ConfigError(f"cannot resume {run_dir} with a different {key}: saved {old.get(key)!r}, "
-                                      f"given {given.get(key)!r}")
+                                      f"given {given.get(key)!r}; pass --force to replace it, or --out for a new "
+                                      f"directory")
             saved = cfg
         _check_writable(run_dir)
         return RunPlan(saved, resume=True, replace=False)
