@@ -32,17 +32,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = resolve_config([preset_or_path(args.config)])
-    steps = args.steps or cfg.train.steps
     t0 = time.perf_counter()
-    numbers = run_quickstart(Path(args.out), steps=steps, force=True, preset=args.config)
+    numbers = run_quickstart(Path(args.out), steps=args.steps, force=True, preset=args.config)
     numbers["wall_minutes"] = (time.perf_counter() - t0) / 60
     numbers["threads"] = args.threads
     numbers["cpu"] = platform.processor() or platform.machine()
     Path(args.out, "benchmark.json").write_text(json.dumps(numbers, indent=1))
     print("\n| steps | batch | train images/s | judge acc. on samples | judge acc. on real test | wall (min) |")
     print("|---|---|---|---|---|---|")
-    print(f"| {steps} | {cfg.train.batch_size} | {numbers['train_images_per_sec']:.0f} | {numbers['judge_accuracy_on_samples']:.4f} | "
+    batch = resolve_config([preset_or_path(args.config)]).train.batch_size
+    print(f"| {numbers['steps']:.0f} | {batch} | {numbers['train_images_per_sec']:.0f} | {numbers['judge_accuracy_on_samples']:.4f} | "
           f"{numbers['judge_accuracy_on_real_test']:.4f} | {numbers['wall_minutes']:.1f} |")
     print(f"\ncommand: python {' '.join(sys.argv)}")
 
