@@ -1,5 +1,5 @@
 """The modern GAN recipe (docs/quality.md): spectral normalisation, hinge loss, G-EMA, DiffAugment,
-R1, n_dis and per-player Adam settings, each for every method and each off by default."""
+R1, n_dis, per-player Adam settings and mode seeking, each for every method and each off by default."""
 
 import dataclasses
 import json
@@ -19,7 +19,7 @@ from condgan.errors import CheckpointError, ConfigError
 from condgan.methods import StepInputs, build_method
 from condgan.methods.diffaugment import POLICIES, color, cutout, diff_augment, translation
 from condgan.methods.gan import GAN, d_source_loss, g_source_loss
-from condgan.methods.recipe import DiscriminatorTerms, r1_penalty
+from condgan.methods.recipe import MODE_SEEKING_EPS, DiscriminatorTerms, GeneratorTerms, mode_seeking_ratio, r1_penalty
 from condgan.nets import DataSpec
 from condgan.run.checkpoint import list_checkpoints, load_checkpoint
 from condgan.sampling import load_run
@@ -31,7 +31,7 @@ IMAGES = DataSpec((1, 28, 28), 10, 12)
 # Every technique on, at settings that act within a few steps.
 ALL_ON = ["recipe.spectral_norm=g_and_d", "recipe.ema_decay=0.5", "recipe.ema_start=1",
           "recipe.diffaugment=color,translation,cutout", "recipe.r1_gamma=1.0", "recipe.r1_interval=2",
-          "recipe.n_dis=2", "method.d_source_loss=hinge", "method.g_source_loss=hinge",
+          "recipe.n_dis=2", "recipe.mode_seeking=1.0", "method.d_source_loss=hinge", "method.g_source_loss=hinge",
           "optim.g_beta1=0.0", "optim.d_beta1=0.0", "optim.d_lr=4e-4"]
 METHODS = [
     ["method.name=gan"],
@@ -78,12 +78,12 @@ def _step(method, spec=IMAGES, n=12, step=0, seed=1):
 def test_every_option_is_off_by_default():
     cfg = Config()
     assert cfg.recipe == RecipeConfig(spectral_norm="none", ema_decay=0.0, ema_start=0, ema_rampup=0.0, diffaugment="none",
-                                      r1_gamma=0.0, r1_interval=1, n_dis=1)
+                                      r1_gamma=0.0, r1_interval=1, n_dis=1, mode_seeking=0.0)
     assert not cfg.recipe.ema
     assert (cfg.method.d_source_loss, cfg.method.g_source_loss) == ("bce", "minimax")
     assert cfg.optim.betas("G") == cfg.optim.betas("D") == (0.5, 0.999)
     method = _method()
-    assert method.d_terms == DiscriminatorTerms()
+    assert method.d_terms == DiscriminatorTerms() and method.g_terms == GeneratorTerms()
     assert not any(parametrize.is_parametrized(m) for m in method.modules())
 
 
@@ -100,6 +100,7 @@ def test_every_option_is_off_by_default():
     ("recipe.r1_interval=0", "config field recipe.r1_interval: expected a positive number, found 0"),
     ("recipe.n_dis=0", "config field recipe.n_dis: expected a positive number, found 0"),
     ("recipe.n_dis=1.5", "config field recipe.n_dis: expected int, found 1.5"),
+    ("recipe.mode_seeking=-1", "config field recipe.mode_seeking: expected >= 0.0, found -1.0"),
     ("optim.g_beta1=1.0", "config field optim.g_beta1: expected a value in [0, 1), found 1.0"),
     ("optim.d_beta2=-0.1", "config field optim.d_beta2: expected a value in [0, 1), found -0.1"),
     ("method.d_source_loss=wasserstein", "config field method.d_source_loss: expected one of bce, hinge"),
@@ -523,6 +524,70 @@ def test_r1_enters_d_loss_lazily_and_trains_d():
     w = method.D.w.detach().requires_grad_(True)
     ((4 * (x @ w) ** 2 * (w @ w)).mean()).backward()
     torch.testing.assert_close(method.D.w.grad, w.grad)
+
+
+# ---------------------------------------------------------------- mode seeking
+
+
+def test_mode_seeking_ratio_by_hand():
+    x1, x2 = torch.tensor([[0.0, 1.0], [2.0, 2.0]]), torch.tensor([[1.0, 1.0], [0.0, 0.0]])
+    z1, z2 = torch.tensor([[1.0], [0.0]]), torch.tensor([[0.0], [4.0]])
+    # mean|x1 − x2| = (1 + 0 + 2 + 2) / 4 = 1.25, mean|z1 − z2| = (1 + 4) / 2 = 2.5
+    assert float(mode_seeking_ratio(x1, x2, z1, z2)) == pytest.approx(0.5)
+
+
+class _ScaledG(nn.Module):
+    """G(z) = a·z + b: the samples move a per unit of noise, so the ratio is |a|."""
+
+    def __init__(self, a):
+        super().__init__()
+        self.a, self.b = nn.Parameter(torch.tensor(a)), nn.Parameter(torch.tensor(0.3))
+
+    def forward(self, z, c=None):
+        return self.a * z + self.b
+
+
+def test_mode_seeking_enters_g_loss_and_rewards_g_for_using_its_noise():
+    cfg = resolve_config(overrides=["method.name=gan", "model.z_dim=2"])
+    method = GAN(_ScaledG(0.1), _QuadraticD(torch.tensor([0.5, -2.0])), cfg)
+    z = torch.tensor([[1.0, 0.0], [0.0, 2.0], [-1.0, 1.0]])
+
+    def g_loss(terms, n=3):
+        method.g_terms = terms
+        inputs = StepInputs(z[:n], torch.zeros(n, dtype=torch.long), torch.arange(n), z[:n], torch.zeros(n), step=0)
+        return method.loss(method.phase("G"), inputs)
+
+    plain, plain_stats = g_loss(GeneratorTerms())
+    with_ms, stats = g_loss(GeneratorTerms(mode_seeking=2.0))
+    assert "G/mode_seeking" not in plain_stats
+    assert float(stats["G/mode_seeking"]) == pytest.approx(0.1)  # |a|, whatever the pairing of the noise
+    assert float((with_ms - plain).detach()) == pytest.approx(2.0 / (0.1 + MODE_SEEKING_EPS))
+    # the term's gradient widens G's spread: d/da of 2 / (a + ε) < 0, so a gradient step raises a
+    method.zero_grad()
+    (with_ms - plain).backward()
+    assert float(method.G.a.grad) == pytest.approx(-2.0 / (0.1 + MODE_SEEKING_EPS) ** 2, rel=1e-5)
+    assert float(method.G.b.grad) == pytest.approx(0.0, abs=1e-4)  # a shift moves both draws alike
+    # one sample has no pair: no term
+    one, one_stats = g_loss(GeneratorTerms(mode_seeking=2.0), n=1)
+    assert float(one) == pytest.approx(float(g_loss(GeneratorTerms(), n=1)[0])) and "G/mode_seeking" not in one_stats
+
+
+@pytest.mark.parametrize("extra", METHODS, ids=lambda e: " ".join(x.split("=")[1] for x in e[:2]))
+def test_every_method_adds_mode_seeking_to_each_g_loss(extra):
+    method = _method(*extra, "recipe.mode_seeking=0.5")
+    plain = _method(*extra)
+    for m in (method, plain):
+        if hasattr(m, "assignment"):
+            m.assignment.copy_(torch.arange(12) % 3)
+    for phase in method.phases():
+        loss, stats = method.loss(phase, _step(method))
+        plain_loss, _ = plain.loss(plain.phase(phase.name), _step(plain))
+        ratios = [v for k, v in stats.items() if k.endswith("mode_seeking")]
+        if phase.role == "D":
+            assert not ratios and float(loss) == pytest.approx(float(plain_loss)), phase.name
+            continue
+        assert len(ratios) == 1 and float(ratios[0]) > 0, phase.name
+        assert float(loss - plain_loss) == pytest.approx(0.5 / (float(ratios[0]) + MODE_SEEKING_EPS), rel=1e-4), phase.name
 
 
 # ---------------------------------------------------------------- n_dis and per-player Adam

@@ -221,6 +221,9 @@ class RecipeConfig:
     r1_interval: int = setting(1, positive=True)
     # D updates per G update: G's phases run every n_dis-th step (train.steps counts D updates).
     n_dis: int = setting(1, positive=True)
+    # Mode seeking (Mao et al. 2019): weight λ of 1 / (mean|G(c,z1) − G(c,z2)| / mean|z1 − z2|) in G's
+    # loss, which rewards samples that differ when the noise does; 0 = off (the authors use 1).
+    mode_seeking: float = setting(0.0, at_least=0.0)
 
     @property
     def ema(self) -> bool:

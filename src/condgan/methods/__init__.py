@@ -15,7 +15,7 @@ from condgan.methods.diffaugment import parse_policy
 from condgan.methods.gan import GAN
 from condgan.methods.lapgan import LAPGAN
 from condgan.methods.reacgan import ReACGAN
-from condgan.methods.recipe import DiscriminatorTerms, apply_spectral_norm
+from condgan.methods.recipe import DiscriminatorTerms, GeneratorTerms, apply_spectral_norm
 from condgan.methods.selfcond import SelfCondGAN
 from condgan.methods.tacgan import TACGAN
 from condgan.nets import DataSpec, build_pair
@@ -83,7 +83,7 @@ def _reacgan(cfg: Config, spec: DataSpec) -> Method:
 
 def build_method(cfg: Config, spec: DataSpec) -> Method:
     """The method named by `cfg.method.name`, with freshly initialised networks and the recipe's
-    spectral normalisation, DiffAugment and R1 (`apply_recipe`).
+    spectral normalisation, DiffAugment, R1 and mode seeking (`apply_recipe`).
 
     With `method.class_splits` > 1 it is the class-split wrapper of that many such methods."""
     factory = METHODS.get(cfg.method.name)
@@ -100,7 +100,8 @@ SPECTRAL_NORM_ROLES = {"none": (), "d": ("D",), "g_and_d": ("D", "G")}
 def apply_recipe(method: Method, recipe: RecipeConfig, spec: DataSpec) -> Method:
     """`method` with the recipe's method-side parts (condgan.methods.recipe), whatever the method:
     spectral normalisation of the modules of its D (and G) phases, and on every `Method` in its
-    tree (class splits' sub-models included) the `DiscriminatorTerms` its losses call."""
+    tree (class splits' sub-models included) the `DiscriminatorTerms` and `GeneratorTerms` its
+    losses call."""
     policy = parse_policy(recipe.diffaugment)
     if policy and not spec.is_image:
         raise ConfigError(f"config field recipe.diffaugment: augments images, found samples of shape "
@@ -108,10 +109,11 @@ def apply_recipe(method: Method, recipe: RecipeConfig, spec: DataSpec) -> Method
     for phase in method.phases():
         if phase.role in SPECTRAL_NORM_ROLES[recipe.spectral_norm]:
             apply_spectral_norm(phase.module)
-    terms = DiscriminatorTerms(policy, recipe.r1_gamma, recipe.r1_interval)
+    d_terms = DiscriminatorTerms(policy, recipe.r1_gamma, recipe.r1_interval)
+    g_terms = GeneratorTerms(recipe.mode_seeking)
     for module in method.modules():
         if isinstance(module, Method):
-            module.d_terms = terms
+            module.d_terms, module.g_terms = d_terms, g_terms
     return method
 
 

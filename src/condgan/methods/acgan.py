@@ -72,7 +72,8 @@ class AuxiliaryClassifierPair(AdversarialPair):
         s_fake, k_fake = self.D(aug(gen_x))
         loss_s = g_source_loss(s_fake, self.g_source_loss)
         loss_c, class_stats = self.g_class_terms(k_fake, step)
-        return loss_s + self.class_weight * loss_c, {"G/loss_source": loss_s.detach(), **class_stats}
+        return self.with_mode_seeking(loss_s + self.class_weight * loss_c,
+                                      {"G/loss_source": loss_s.detach(), **class_stats}, step)
 
 
 class ACGAN(AuxiliaryClassifierPair):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
-from condgan.methods.recipe import DiscriminatorTerms
+from condgan.methods.recipe import DiscriminatorTerms, GeneratorTerms
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,8 @@ class Method(nn.Module):
     uses_all_parameters_every_step: bool = True
     # The recipe's DiffAugment and R1 (methods/recipe.py), set by build_method; call them where D runs.
     d_terms: DiscriminatorTerms = DiscriminatorTerms()
+    # The recipe's mode-seeking term (methods/recipe.py), set by build_method; G's losses return through it.
+    g_terms: GeneratorTerms = GeneratorTerms()
     # False when `generate` takes integer classes only, not class vectors (e.g. blends of one-hots).
     takes_class_vectors: bool = True
 
@@ -143,3 +145,9 @@ class AdversarialPair(Method):
         if "gen_x" not in step.cache:
             step.cache["gen_x"] = self.generate(step.gen_z, step.gen_c)
         return step.cache["gen_x"]
+
+    def with_mode_seeking(self, loss: torch.Tensor, stats: dict[str, torch.Tensor],
+                          step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """G's `loss` and `stats` with the recipe's mode-seeking term over this step's samples."""
+        return self.g_terms.with_mode_seeking(loss, stats, self.generated(step), step.gen_z,
+                                              lambda z: self.generate(z, step.gen_c))

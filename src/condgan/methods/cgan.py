@@ -50,4 +50,4 @@ class CGAN(AdversarialPair):
                 "D/p_real": torch.sigmoid(s_real).mean().detach(),
                 "D/p_fake": torch.sigmoid(s_fake).mean().detach(),
             }, s_real, real_x, step.step)
-        return g_source_loss(self.D(aug(gen_x), step.gen_c), self.g_source_loss), {}
+        return self.with_mode_seeking(g_source_loss(self.D(aug(gen_x), step.gen_c), self.g_source_loss), {}, step)

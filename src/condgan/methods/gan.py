@@ -84,4 +84,4 @@ class GAN(AdversarialPair):
                 "D/p_fake": torch.sigmoid(s_fake).mean().detach(),
             }, s_real, real_x, step.step)
         s_fake, _ = self.D(aug(gen_x))
-        return g_source_loss(s_fake, self.g_source_loss), {}
+        return self.with_mode_seeking(g_source_loss(s_fake, self.g_source_loss), {}, step)

@@ -15,7 +15,8 @@ with batch means; the paper's coin flip between a real and a generated h_k for e
 replaced by a batch of each. Phases D0, G0, …, DK, GK are data (`phases()`), one optimiser each.
 The source terms follow `method.d_source_loss`/`g_source_loss` (hinge: methods/gan.py); every image D
 sees passes through the recipe's DiffAugment, and D's loss gains its R1 term (methods/recipe.py). DiffAugment
-augments the image D_k judges: I_K, or h_k + l_k at the finer levels.
+augments the image D_k judges: I_K, or h_k + l_k at the finer levels. The recipe's mode-seeking term acts
+per level, on G_k's own output and noise z_k under its own condition (the level where G ignores its noise).
 
 Sampling runs coarse to fine (paper eq. 4): Ĩ_K = G_K(z_K), Ĩ_k = u(Ĩ_{k+1}) + G_k(z_k, u(Ĩ_{k+1})).
 The noise of all levels is one flat vector per sample (`latent`): z_K (model.z_dim) followed by one
@@ -141,12 +142,15 @@ class LAPGAN(Method):
         """G_k's output for this step, shared by D_k (detached) and G_k: Ĩ_K or h̃_k."""
         key = f"fake{k}"
         if key not in step.cache:
-            z = self._split(step.gen_z)[k]
-            if k == self.K:
-                step.cache[key] = self.G[k](z, self._c(step.gen_c))
-            else:  # condition on the real low-pass image, hence on that image's class
-                step.cache[key] = self.G[k](z, self._low(k, step), self._c(step.real_c))
+            step.cache[key] = self._level_output(k, self._split(step.gen_z)[k], step)
         return step.cache[key]
+
+    def _level_output(self, k: int, z: torch.Tensor, step: StepInputs) -> torch.Tensor:
+        """G_k's output for noise `z` under this step's conditions: Ĩ_K of the drawn classes, or h̃_k
+        of the real low-pass images (hence of those images' classes)."""
+        if k == self.K:
+            return self.G[k](z, self._c(step.gen_c))
+        return self.G[k](z, self._low(k, step), self._c(step.real_c))
 
     def _judge(self, k: int, x: torch.Tensor, c: torch.Tensor, step: StepInputs) -> torch.Tensor:
         """D_k's logit for x = I_K (coarsest) or x = h_k (with the real l_k), of the image D_k sees
@@ -174,4 +178,6 @@ class LAPGAN(Method):
                                         {f"D{k}/p_real": torch.sigmoid(s_real).mean().detach(),
                                          f"D{k}/p_fake": torch.sigmoid(s_fake).mean().detach()},
                                         s_real, real, step.step, name=f"D{k}/r1")
-        return g_source_loss(self._judge(k, fake, fake_c, step), self.g_source_loss), {}
+        loss = g_source_loss(self._judge(k, fake, fake_c, step), self.g_source_loss)
+        return self.g_terms.with_mode_seeking(loss, {}, fake, self._split(step.gen_z)[k],
+                                              lambda z: self._level_output(k, z, step), name=f"G{k}/mode_seeking")

@@ -128,4 +128,5 @@ class ReACGAN(AdversarialPair):
         s_fake, f_fake = self.D(aug(gen_x))
         loss_s = g_source_loss(s_fake, self.g_source_loss)
         loss_c = self.d2d(f_fake, step.gen_c)
-        return loss_s + self.class_weight * loss_c, {"G/loss_source": loss_s.detach(), "G/loss_class": loss_c.detach()}
+        return self.with_mode_seeking(loss_s + self.class_weight * loss_c,
+                                      {"G/loss_source": loss_s.detach(), "G/loss_class": loss_c.detach()}, step)

@@ -6,7 +6,10 @@
   (`recipe.diffaugment`, `recipe.r1_gamma`, `recipe.r1_interval`). Each method's loss calls
   `self.d_terms.augment(x)` wherever it feeds D an image, and in D's phase reads the real batch
   through `self.d_terms.real(...)` and returns `self.d_terms.with_r1(...)`; the default terms do
-  nothing, so a method that does not call them trains as before.
+  nothing, so a method that does not call them trains as before;
+- `GeneratorTerms`: the mode-seeking term of G's loss (`recipe.mode_seeking`). Each method's G loss
+  returns through `self.g_terms.with_mode_seeking(...)` with the samples it made and a way to make
+  them again from other noise under the same condition.
 The others live where they act: the hinge loss in methods/gan.py (`d_source_loss`/`g_source_loss`),
 n_dis as phase intervals (`methods.base.every_n_dis`), per-player Adam settings in the loop
 (`OptimConfig.betas`), G-EMA in condgan/training/ema.py.
@@ -15,6 +18,7 @@ n_dis as phase intervals (`methods.base.every_n_dis`), per-player Adam settings 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -86,3 +90,43 @@ class DiscriminatorTerms:
             return loss, stats
         penalty = r1_penalty(s_real, real_x)
         return loss + (self.r1_gamma * self.r1_interval / 2) * penalty, {**stats, name: penalty.detach()}
+
+
+# The authors' code adds this to the ratio before inverting it, so a G that ignores z gets a large
+# but finite loss.
+MODE_SEEKING_EPS = 1e-5
+
+
+def mode_seeking_ratio(x1: torch.Tensor, x2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """mean|x1 − x2| / mean|z1 − z2|: how far G's samples move per unit of noise between two draws
+    under the same condition (Mao et al. 2019, eq. 3, with the L1 distances of the authors' code)."""
+    return (x1 - x2).abs().mean() / (z1 - z2).abs().mean()
+
+
+@dataclass(frozen=True)
+class GeneratorTerms:
+    """What the recipe adds where a method computes G's loss: the mode-seeking term.
+
+    Mode seeking (Mao, Lee, Tseng, Ma, Yang 2019, "Mode Seeking Generative Adversarial Networks for
+    Diverse Image Synthesis", CVPR, §3.2): G maximises the ratio r = d(G(c, z1), G(c, z2)) / d(z1, z2),
+    so two noise vectors under one condition c give samples as far apart as the noise is. A conditional
+    G that ignores its noise (one sample per class, one refinement per LAPGAN level's input) has r ≈ 0;
+    as in the authors' code, G minimises `mode_seeking` · 1 / (r + 1e-5). The second draw z2 is the
+    batch's noise rolled by one (each sample is paired with the next one's noise and keeps its own
+    condition), so the term costs one more G forward and backward and no random numbers; a batch of
+    one sample has no pair and gets no term.
+    """
+
+    mode_seeking: float = 0.0
+
+    def with_mode_seeking(self, loss: torch.Tensor, stats: dict[str, torch.Tensor], fake: torch.Tensor,
+                          z: torch.Tensor, regenerate: Callable[[torch.Tensor], torch.Tensor],
+                          name: str = "G/mode_seeking") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(`loss` + λ / (r + ε), stats + {name: r}) with λ = `mode_seeking`, else (loss, stats)
+        unchanged. `fake` are the samples G made from noise `z` this step, `regenerate(z2)` makes the
+        same samples' counterparts (same conditions, in the same order) from noise `z2`."""
+        if self.mode_seeking == 0 or z.shape[0] < 2:
+            return loss, stats
+        other = z.roll(1, dims=0)
+        ratio = mode_seeking_ratio(fake, regenerate(other), z, other)
+        return loss + self.mode_seeking / (ratio + MODE_SEEKING_EPS), {**stats, name: ratio.detach()}
