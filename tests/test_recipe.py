@@ -19,7 +19,8 @@ from condgan.errors import CheckpointError, ConfigError
 from condgan.methods import StepInputs, build_method
 from condgan.methods.diffaugment import POLICIES, color, cutout, diff_augment, translation
 from condgan.methods.gan import GAN, d_source_loss, g_source_loss
-from condgan.methods.recipe import MODE_SEEKING_EPS, DiscriminatorTerms, GeneratorTerms, mode_seeking_ratio, r1_penalty
+from condgan.methods.recipe import (MODE_SEEKING_EPS, DiscriminatorTerms, GeneratorTerms, mode_seeking_ratio, r1_penalty,
+                                   same_condition_pairs)
 from condgan.nets import DataSpec
 from condgan.run.checkpoint import list_checkpoints, load_checkpoint
 from condgan.sampling import load_run
@@ -536,6 +537,12 @@ def test_mode_seeking_ratio_by_hand():
     assert float(mode_seeking_ratio(x1, x2, z1, z2)) == pytest.approx(0.5)
 
 
+def test_same_condition_pairs_pair_each_sample_with_the_next_of_its_class():
+    i, j = same_condition_pairs(torch.tensor([2, 0, 2, 1, 0, 2]))
+    assert sorted(zip(i.tolist(), j.tolist())) == [(0, 2), (1, 4), (2, 5)]  # class 1 has one sample: no pair
+    assert len(same_condition_pairs(torch.tensor([3]))[0]) == 0
+
+
 class _ScaledG(nn.Module):
     """G(z) = a·z + b: the samples move a per unit of noise, so the ratio is |a|."""
 
@@ -560,7 +567,7 @@ def test_mode_seeking_enters_g_loss_and_rewards_g_for_using_its_noise():
     plain, plain_stats = g_loss(GeneratorTerms())
     with_ms, stats = g_loss(GeneratorTerms(mode_seeking=2.0))
     assert "G/mode_seeking" not in plain_stats
-    assert float(stats["G/mode_seeking"]) == pytest.approx(0.1)  # |a|, whatever the pairing of the noise
+    assert float(stats["G/mode_seeking"]) == pytest.approx(0.1)  # |a|, whatever the pairs
     assert float((with_ms - plain).detach()) == pytest.approx(2.0 / (0.1 + MODE_SEEKING_EPS))
     # the term's gradient widens G's spread: d/da of 2 / (a + ε) < 0, so a gradient step raises a
     method.zero_grad()
@@ -574,20 +581,39 @@ def test_mode_seeking_enters_g_loss_and_rewards_g_for_using_its_noise():
 
 @pytest.mark.parametrize("extra", METHODS, ids=lambda e: " ".join(x.split("=")[1] for x in e[:2]))
 def test_every_method_adds_mode_seeking_to_each_g_loss(extra):
-    method = _method(*extra, "recipe.mode_seeking=0.5")
-    plain = _method(*extra)
+    spec = DataSpec((1, 28, 28), 10, 24)
+    method = _method(*extra, "recipe.mode_seeking=0.5", spec=spec)
+    plain = _method(*extra, spec=spec)
     for m in (method, plain):
         if hasattr(m, "assignment"):
-            m.assignment.copy_(torch.arange(12) % 3)
-    for phase in method.phases():
-        loss, stats = method.loss(phase, _step(method))
-        plain_loss, _ = plain.loss(plain.phase(phase.name), _step(plain))
+            m.assignment.copy_(torch.arange(24) % 3)
+    for phase in method.phases():  # 24 samples: every class twice or more, so every class has a pair
+        loss, stats = method.loss(phase, _step(method, spec, n=24))
+        plain_loss, _ = plain.loss(plain.phase(phase.name), _step(plain, spec, n=24))
         ratios = [v for k, v in stats.items() if k.endswith("mode_seeking")]
         if phase.role == "D":
             assert not ratios and float(loss) == pytest.approx(float(plain_loss)), phase.name
             continue
         assert len(ratios) == 1 and float(ratios[0]) > 0, phase.name
         assert float(loss - plain_loss) == pytest.approx(0.5 / (float(ratios[0]) + MODE_SEEKING_EPS), rel=1e-4), phase.name
+
+
+@pytest.mark.parametrize("extra, extra_forwards", [(["method.name=acgan"], {"G": 0}),
+                                                   (["method.name=cclapgan"], {"G0": 1, "G1": 1, "G2": 0})])
+def test_mode_seeking_pairs_the_batch_where_conditions_are_classes(extra, extra_forwards):
+    """Class-conditional samples pair within the batch (no G forward); LAPGAN's finer levels, one
+    condition per sample, draw a quarter of the batch again."""
+    method = _method(*extra, "recipe.mode_seeking=1.0")
+    for phase in method.phases():
+        if phase.role != "G":
+            continue
+        sizes = []
+        hook = phase.module.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
+        _, stats = method.loss(phase, _step(method, n=12))
+        hook.remove()
+        assert len(sizes) == 1 + extra_forwards[phase.name], phase.name
+        assert sizes[1:] == [3] * extra_forwards[phase.name]  # a quarter of 12
+        assert float(stats[[k for k in stats if k.endswith("mode_seeking")][0]]) > 0
 
 
 # ---------------------------------------------------------------- n_dis and per-player Adam

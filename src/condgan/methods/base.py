@@ -148,6 +148,6 @@ class AdversarialPair(Method):
 
     def with_mode_seeking(self, loss: torch.Tensor, stats: dict[str, torch.Tensor],
                           step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """G's `loss` and `stats` with the recipe's mode-seeking term over this step's samples."""
-        return self.g_terms.with_mode_seeking(loss, stats, self.generated(step), step.gen_z,
-                                              lambda z: self.generate(z, step.gen_c))
+        """G's `loss` and `stats` with the recipe's mode-seeking term over this step's samples of one class."""
+        return self.g_terms.of_batch(loss, stats, self.generated(step), step.gen_z,
+                                     step.gen_c if self.conditional else None)

@@ -16,7 +16,7 @@ replaced by a batch of each. Phases D0, G0, …, DK, GK are data (`phases()`), o
 The source terms follow `method.d_source_loss`/`g_source_loss` (hinge: methods/gan.py); every image D
 sees passes through the recipe's DiffAugment, and D's loss gains its R1 term (methods/recipe.py). DiffAugment
 augments the image D_k judges: I_K, or h_k + l_k at the finer levels. The recipe's mode-seeking term acts
-per level, on G_k's own output and noise z_k under its own condition (the level where G ignores its noise).
+per level, on G_k's own output and noise z_k (`_with_mode_seeking`).
 
 Sampling runs coarse to fine (paper eq. 4): Ĩ_K = G_K(z_K), Ĩ_k = u(Ĩ_{k+1}) + G_k(z_k, u(Ĩ_{k+1})).
 The noise of all levels is one flat vector per sample (`latent`): z_K (model.z_dim) followed by one
@@ -38,6 +38,9 @@ from condgan.methods.gan import SourceLossConfig, d_source_loss, g_source_loss
 from condgan.nets import DataSpec
 from condgan.nets.pyramid import (CoarseDiscriminator, CoarseGenerator, LevelDiscriminator, LevelGenerator,
                                   gaussian_pyramid, level_sizes, upsample)
+
+# The finer levels' mode-seeking term draws 1/MODE_SEEKING_SHARE of the batch again (`_with_mode_seeking`).
+MODE_SEEKING_SHARE = 4
 
 
 @register_method_config
@@ -142,15 +145,12 @@ class LAPGAN(Method):
         """G_k's output for this step, shared by D_k (detached) and G_k: Ĩ_K or h̃_k."""
         key = f"fake{k}"
         if key not in step.cache:
-            step.cache[key] = self._level_output(k, self._split(step.gen_z)[k], step)
+            z = self._split(step.gen_z)[k]
+            if k == self.K:
+                step.cache[key] = self.G[k](z, self._c(step.gen_c))
+            else:  # condition on the real low-pass image, hence on that image's class
+                step.cache[key] = self.G[k](z, self._low(k, step), self._c(step.real_c))
         return step.cache[key]
-
-    def _level_output(self, k: int, z: torch.Tensor, step: StepInputs) -> torch.Tensor:
-        """G_k's output for noise `z` under this step's conditions: Ĩ_K of the drawn classes, or h̃_k
-        of the real low-pass images (hence of those images' classes)."""
-        if k == self.K:
-            return self.G[k](z, self._c(step.gen_c))
-        return self.G[k](z, self._low(k, step), self._c(step.real_c))
 
     def _judge(self, k: int, x: torch.Tensor, c: torch.Tensor, step: StepInputs) -> torch.Tensor:
         """D_k's logit for x = I_K (coarsest) or x = h_k (with the real l_k), of the image D_k sees
@@ -178,6 +178,22 @@ class LAPGAN(Method):
                                         {f"D{k}/p_real": torch.sigmoid(s_real).mean().detach(),
                                          f"D{k}/p_fake": torch.sigmoid(s_fake).mean().detach()},
                                         s_real, real, step.step, name=f"D{k}/r1")
-        loss = g_source_loss(self._judge(k, fake, fake_c, step), self.g_source_loss)
-        return self.g_terms.with_mode_seeking(loss, {}, fake, self._split(step.gen_z)[k],
-                                              lambda z: self._level_output(k, z, step), name=f"G{k}/mode_seeking")
+        return self._with_mode_seeking(k, g_source_loss(self._judge(k, fake, fake_c, step), self.g_source_loss), fake, step)
+
+    def _with_mode_seeking(self, k: int, loss: torch.Tensor, fake: torch.Tensor,
+                           step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """G_k's loss with the recipe's mode-seeking term (methods/recipe.py). At the coarsest level
+        the pairs are the batch's samples of one class (of the batch, for LAPGAN). A finer level's
+        condition l_k is one per real image, so the batch has no pairs: the first quarter of the
+        batch is drawn again under its own l_k (and class) from the noise planes of other samples,
+        which costs G_k a quarter-batch forward and backward."""
+        z, name = self._split(step.gen_z)[k], f"G{k}/mode_seeking"
+        if k == self.K:
+            return self.g_terms.of_batch(loss, {}, fake, z, self._c(step.gen_c), name)
+        if self.g_terms.mode_seeking == 0 or len(z) < 2:
+            return loss, {}
+        n = max(2, len(z) // MODE_SEEKING_SHARE)
+        other = z.roll(1, dims=0)[:n]  # another sample's plane: independent of each sample's own
+        c = self._c(step.real_c)
+        again = self.G[k](other, self._low(k, step)[:n], None if c is None else c[:n])
+        return self.g_terms.with_mode_seeking(loss, {}, fake[:n], again, z[:n], other, name)

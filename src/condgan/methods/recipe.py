@@ -8,8 +8,8 @@
   through `self.d_terms.real(...)` and returns `self.d_terms.with_r1(...)`; the default terms do
   nothing, so a method that does not call them trains as before;
 - `GeneratorTerms`: the mode-seeking term of G's loss (`recipe.mode_seeking`). Each method's G loss
-  returns through `self.g_terms.with_mode_seeking(...)` with the samples it made and a way to make
-  them again from other noise under the same condition.
+  returns through `self.g_terms.of_batch(...)` (pairs of its samples of one class) or
+  `self.g_terms.with_mode_seeking(...)` (pairs it draws itself).
 The others live where they act: the hinge loss in methods/gan.py (`d_source_loss`/`g_source_loss`),
 n_dis as phase intervals (`methods.base.every_n_dis`), per-player Adam settings in the loop
 (`OptimConfig.betas`), G-EMA in condgan/training/ema.py.
@@ -18,7 +18,6 @@ n_dis as phase intervals (`methods.base.every_n_dis`), per-player Adam settings 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -98,9 +97,19 @@ MODE_SEEKING_EPS = 1e-5
 
 
 def mode_seeking_ratio(x1: torch.Tensor, x2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-    """mean|x1 − x2| / mean|z1 − z2|: how far G's samples move per unit of noise between two draws
-    under the same condition (Mao et al. 2019, eq. 3, with the L1 distances of the authors' code)."""
+    """mean|x1 − x2| / mean|z1 − z2| over pairs (x1[i], x2[i]) made from noise (z1[i], z2[i]) under one
+    condition: how far G's samples move per unit of noise (Mao et al. 2019, eq. 3, with the L1
+    distances of the authors' code)."""
     return (x1 - x2).abs().mean() / (z1 - z2).abs().mean()
+
+
+def same_condition_pairs(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (i, j) of the pairs of a batch's samples that share their condition `c` (integer
+    classes or clusters): each sample with the next one of its condition in the batch, so a batch of
+    n samples in k conditions gives n − k pairs (a condition with one sample gives none)."""
+    order = torch.argsort(c, stable=True)
+    same = c[order][:-1] == c[order][1:]
+    return order[:-1][same], order[1:][same]
 
 
 @dataclass(frozen=True)
@@ -111,22 +120,31 @@ class GeneratorTerms:
     Diverse Image Synthesis", CVPR, §3.2): G maximises the ratio r = d(G(c, z1), G(c, z2)) / d(z1, z2),
     so two noise vectors under one condition c give samples as far apart as the noise is. A conditional
     G that ignores its noise (one sample per class, one refinement per LAPGAN level's input) has r ≈ 0;
-    as in the authors' code, G minimises `mode_seeking` · 1 / (r + 1e-5). The second draw z2 is the
-    batch's noise rolled by one (each sample is paired with the next one's noise and keeps its own
-    condition), so the term costs one more G forward and backward and no random numbers; a batch of
-    one sample has no pair and gets no term.
+    as in the authors' code, G minimises `mode_seeking` · 1 / (r + 1e-5).
+
+    The authors draw a second batch under the same conditions. Where conditions are classes, a batch
+    already holds such pairs, its samples of one class (`of_batch`), so here the term costs no G
+    forward; a method whose conditions are one per sample (LAPGAN's low-pass images) makes the second
+    draws itself and calls `with_mode_seeking`.
     """
 
     mode_seeking: float = 0.0
 
-    def with_mode_seeking(self, loss: torch.Tensor, stats: dict[str, torch.Tensor], fake: torch.Tensor,
-                          z: torch.Tensor, regenerate: Callable[[torch.Tensor], torch.Tensor],
+    def with_mode_seeking(self, loss: torch.Tensor, stats: dict[str, torch.Tensor], x1: torch.Tensor,
+                          x2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor,
                           name: str = "G/mode_seeking") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """(`loss` + λ / (r + ε), stats + {name: r}) with λ = `mode_seeking`, else (loss, stats)
-        unchanged. `fake` are the samples G made from noise `z` this step, `regenerate(z2)` makes the
-        same samples' counterparts (same conditions, in the same order) from noise `z2`."""
-        if self.mode_seeking == 0 or z.shape[0] < 2:
+        """(`loss` + λ / (r + ε), stats + {name: r}), r = `mode_seeking_ratio` of the pairs, λ =
+        `mode_seeking`; (loss, stats) unchanged when λ is 0 or there are no pairs."""
+        if self.mode_seeking == 0 or len(x1) == 0:
             return loss, stats
-        other = z.roll(1, dims=0)
-        ratio = mode_seeking_ratio(fake, regenerate(other), z, other)
+        ratio = mode_seeking_ratio(x1, x2, z1, z2)
         return loss + self.mode_seeking / (ratio + MODE_SEEKING_EPS), {**stats, name: ratio.detach()}
+
+    def of_batch(self, loss: torch.Tensor, stats: dict[str, torch.Tensor], fake: torch.Tensor, z: torch.Tensor,
+                 c: torch.Tensor | None, name: str = "G/mode_seeking") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """`with_mode_seeking` over the pairs of `fake` (made from noise `z`) that share their class
+        `c` (`same_condition_pairs`; `c` None: unconditional, every sample shares the condition)."""
+        if self.mode_seeking == 0:
+            return loss, stats
+        i, j = same_condition_pairs(torch.zeros(len(z), dtype=torch.long, device=z.device) if c is None else c)
+        return self.with_mode_seeking(loss, stats, fake[i], fake[j], z[i], z[j], name)

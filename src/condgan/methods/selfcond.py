@@ -155,8 +155,8 @@ class SelfCondGAN(Method):
             return self.d_terms.with_r1(d_source_loss(s_real, s_fake, self.d_source_loss),
                                         {"D/p_real": torch.sigmoid(s_real).mean().detach(),
                                          "D/p_fake": torch.sigmoid(s_fake).mean().detach()}, s_real, real_x, step.step)
-        return self.g_terms.with_mode_seeking(g_source_loss(self.logit(aug(gen_x), step.gen_c), self.g_source_loss), {},
-                                              gen_x, step.gen_z, lambda z: self.G(z, step.gen_c))
+        return self.g_terms.of_batch(g_source_loss(self.logit(aug(gen_x), step.gen_c), self.g_source_loss), {},
+                                     gen_x, step.gen_z, step.gen_c)
 
     def prepare(self, data_x: torch.Tensor, data_y: torch.Tensor) -> dict[str, float]:
         """Check k against the data; cluster with the initial D unless a checkpoint brought a partition."""
