@@ -56,6 +56,9 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     "acgan-paper": ("acgan-fashion-mnist-paper", []),
     "tacgan": ("tacgan-fashion-mnist", []),
     "adcgan": ("adcgan-fashion-mnist", []),
+    # TAC-GAN with the default's nets and rate, and mode seeking (docs/quality.md, "Mode seeking")
+    "tacgan-ms": ("tacgan-fashion-mnist", ["model.g_channels=32", "model.d_channels=32", "optim.g_lr=1.6e-3",
+                                           "optim.d_lr=1.6e-3", "recipe.mode_seeking=0.3"]),
     "reacgan": ("reacgan-fashion-mnist", []),
     "lapgan": ("lapgan-fashion-mnist", []),
     "cclapgan": ("cclapgan-fashion-mnist", []),
