@@ -16,7 +16,11 @@ MS-SSIM against real, and CAS with `--cas`). Entries (`--entries`, comma-separat
     ...             every other entry is a preset name with optional overrides, listed in ENTRIES
 
 Results go to OUT/<entry>-seed<S>.json (an existing file is reused, so an interrupted benchmark
-continues where it stopped); the script prints the table (mean ± std over seeds), the issue's
+continues where it stopped). A CPU-time budget buys a different number of steps on another CPU
+(three times as many between two x86_64 machines of this project), so every result records its
+machine (CPU model, threads, torch) and one directory holds one machine and one budget: adding to
+or summarising a directory whose results differ in either is refused in one line that names the
+file. The script prints the table (mean ± std over seeds), the issue's
 targets for the default against their measured values, and draws FID against CPU-minutes for every
 entry in OUT/fid-vs-cpu.png.
 
@@ -45,6 +49,7 @@ from condgan.config import Config, preset_or_path, resolve_config  # noqa: E402
 from condgan.data import LabelledData, load_dataset  # noqa: E402
 from condgan.evaluation.suite import EvalOptions, evaluate  # noqa: E402
 from condgan.metrics.classifier import default_judge_path, load_judge  # noqa: E402
+from condgan.metrics.diversity import less_diverse_classes  # noqa: E402
 from condgan.metrics.features import judge_extractor, real_features  # noqa: E402
 from condgan.metrics.fid import fid  # noqa: E402
 from condgan.sampling import Classes, generate  # noqa: E402
@@ -56,6 +61,9 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     "acgan-paper": ("acgan-fashion-mnist-paper", []),
     "tacgan": ("tacgan-fashion-mnist", []),
     "adcgan": ("adcgan-fashion-mnist", []),
+    # the default before 2026-12-02: ADC-GAN with the default's nets and rate, λ 0.5 (docs/quality.md)
+    "adcgan-fast": ("adcgan-fashion-mnist", ["model.g_channels=32", "model.d_channels=32", "optim.g_lr=1.6e-3",
+                                             "optim.d_lr=1.6e-3", "method.class_weight=0.5"]),
     # TAC-GAN with the default's nets and rate, and mode seeking (docs/quality.md, "Mode seeking")
     "tacgan-ms": ("tacgan-fashion-mnist", ["model.g_channels=32", "model.d_channels=32", "optim.g_lr=1.6e-3",
                                            "optim.d_lr=1.6e-3", "recipe.mode_seeking=0.3"]),
@@ -101,6 +109,44 @@ class Clock:
             return fn()
         finally:
             self.excluded += time.process_time() - t0
+
+
+def this_machine(threads: int) -> dict[str, str | int]:
+    """What a CPU-time budget depends on: the CPU (Linux: /proc/cpuinfo's model name, family and model,
+    since a virtual machine may name only the vendor), the threads and torch."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+                    if ":" in line)
+        info = {k.strip(): v.strip() for k, v in info.items()}
+        cpu = f"{info['model name']} (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
+    except (OSError, KeyError):
+        pass
+    return {"cpu": cpu, "threads": threads, "torch": torch.__version__}
+
+
+def result_files(out: Path) -> dict[Path, dict]:
+    return {p: json.loads(p.read_text()) for p in sorted(out.glob("*-seed*.json"))}
+
+
+def check_one_setup(rows: dict[Path, dict], this_run: tuple[dict, float] | None = None) -> None:
+    """Exit with one line when the result files (and `this_run`'s machine and budget) differ in machine
+    or budget: CPU-minutes of different setups are not comparable, so they never share a table."""
+    setups = {} if this_run is None else {"this run": this_run}
+    setups |= {str(p): (row.get("machine", "not recorded"), row["budget_cpu_min"]) for p, row in rows.items()}
+    if not setups:
+        return
+    first_where, first = next(iter(setups.items()))
+    def describe(setup: tuple) -> str:
+        machine, budget = setup
+        if isinstance(machine, dict):
+            machine = f"{machine['cpu']}, {machine['threads']} threads, torch {machine['torch']}"
+        return f"{machine}, budget {budget} CPU-min"
+    for where, setup in setups.items():
+        if setup != first:
+            raise SystemExit(f"quality_per_budget: {where} is {describe(setup)}, but {first_where} is "
+                             f"{describe(first)}: results of different machines or budgets do not share a "
+                             "table; use another --out")
 
 
 def _config(entry: str, seed: int, extra: list[str]) -> Config:
@@ -186,6 +232,9 @@ def score(final: dict, real: LabelledData, judges: list, args: argparse.Namespac
 
 
 def run_all(args: argparse.Namespace) -> dict[str, list[dict]]:
+    out = Path(args.out)
+    machine = this_machine(args.threads)
+    check_one_setup(result_files(out), (machine, args.budget))
     real = load_dataset("fashion-mnist", "test")
     shape = real.sample_shape
     judges = []
@@ -195,7 +244,6 @@ def run_all(args: argparse.Namespace) -> dict[str, list[dict]]:
             raise SystemExit(f"no cached judge of seed {s} ({path}); train it first: "
                              f"condgan classifier train --data fashion-mnist --seed {s}")
         judges.append(load_judge(path))
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict]] = {}
     for entry in args.entries:
@@ -206,7 +254,7 @@ def run_all(args: argparse.Namespace) -> dict[str, list[dict]]:
                 continue
             t0 = time.perf_counter()
             trained = train_entry(entry, seed, args, real, judges[0])
-            row = {"entry": entry, "seed": seed, "budget_cpu_min": args.budget, "curve": trained["curve"],
+            row = {"entry": entry, "seed": seed, "machine": machine, "budget_cpu_min": args.budget, "curve": trained["curve"],
                    "steps": trained["step"], "train_cpu_min": trained["cpu_min"],
                    "train_wall_min": (time.perf_counter() - t0) / 60, **score(trained, real, judges, args),
                    "judges": [j.id for j in judges]}
@@ -219,9 +267,11 @@ def run_all(args: argparse.Namespace) -> dict[str, list[dict]]:
 
 def saved_results(out: Path) -> dict[str, list[dict]]:
     """Every OUT/<entry>-seed<S>.json of a known entry, in ENTRIES order, seeds ascending."""
+    files = result_files(out)
+    check_one_setup(files)
     results: dict[str, list[dict]] = {}
     for entry in ENTRIES:
-        rows = [json.loads(p.read_text()) for p in out.glob(f"{entry}-seed*.json")]
+        rows = [row for p, row in files.items() if p.name.startswith(f"{entry}-seed")]
         if rows:
             results[entry] = sorted(rows, key=lambda r: r["seed"])
     if not results:
@@ -247,8 +297,19 @@ def _worst_class_ratio(m: dict) -> float | None:
 
 
 def _classes_less_diverse(m: dict) -> float | None:
+    """Classes whose MS-SSIM exceeds real's by more than the issue's 0.02 (the point estimates; with
+    --pairs 1000 their difference is known to about ±0.008)."""
     gen, real = _per_class(m, "msssim_gen"), _per_class(m, "msssim_real")
-    return None if gen is None or real is None else float((gen > real + 0.02).sum())
+    return None if gen is None or real is None else float(sum(less_diverse_classes(gen, real, margin=0.02)))
+
+
+def _classes_less_diverse_beyond_error(m: dict) -> float | None:
+    """As `_classes_less_diverse`, counting only excesses beyond twice their standard error."""
+    gen, real = _per_class(m, "msssim_gen"), _per_class(m, "msssim_real")
+    gen_se, real_se = _per_class(m, "msssim_gen_se"), _per_class(m, "msssim_real_se")
+    if gen is None or real is None or gen_se is None or real_se is None:
+        return None
+    return float(sum(less_diverse_classes(gen, real, gen_se, real_se, margin=0.02)))
 
 
 def _worst_msssim_gap(m: dict) -> float | None:
@@ -291,12 +352,16 @@ def targets(results: dict[str, list[dict]], default: str) -> None:
     rows = results[default]
     mean = lambda fn: float(np.mean([fn(r["metrics"]) for r in rows]))  # noqa: E731
     checks = [
-        ("judge accuracy within 3 points of the judge's real accuracy",
-         mean(lambda m: m["real_accuracy"] - m["accuracy"]), lambda v: v <= 0.03),
+        # two-sided: samples recognised more often than real test images are easier than real ones
+        ("judge accuracy within 3 points of the judge's real accuracy (samples − real)",
+         mean(lambda m: m["accuracy"] - m["real_accuracy"]), lambda v: abs(v) <= 0.03),
         ("every class ≥ 0.8 × the judge's real accuracy on it", mean(_worst_class_ratio), lambda v: v >= 0.8),
         ("recall ≥ 0.6", mean(lambda m: m["recall"]), lambda v: v >= 0.6),
         ("every class's MS-SSIM ≤ real + 0.02 (classes above)", mean(_classes_less_diverse), lambda v: v == 0),
     ]
+    if all(_classes_less_diverse_beyond_error(r["metrics"]) is not None for r in rows):
+        checks.append(("  the same, counting only excesses beyond twice their standard error",
+                       mean(_classes_less_diverse_beyond_error), lambda v: v == 0))
     if PAPER_ENTRY in results and default != PAPER_ENTRY:
         paper = float(np.mean([r["metrics"]["fid"] for r in results[PAPER_ENTRY]]))
         checks.append(("FID ≤ ½ of the paper AC-GAN's (ratio)", mean(lambda m: m["fid"]) / paper, lambda v: v <= 0.5))
@@ -353,7 +418,10 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=10, help="FID measurements along each run")
     parser.add_argument("--curve-n", type=int, default=5000, help="samples per curve point")
     parser.add_argument("--n", type=int, default=10_000, help="samples of the final evaluation")
-    parser.add_argument("--pairs", type=int, default=100, help="MS-SSIM pairs per class")
+    parser.add_argument("--pairs", type=int, default=1000,
+                        help="MS-SSIM pairs per class (at the paper's 100, two draws of the same real images differ "
+                             "by more than 0.02 in about a quarter of the classes; at 1000 the difference is known "
+                             "to about ±0.008)")
     parser.add_argument("--judges", type=int, default=2, help="cached judges of seeds 0..N-1")
     parser.add_argument("--cas", action="store_true", help="also CAS (about 1.5 CPU-minutes per run)")
     parser.add_argument("--threads", type=int, default=2)
@@ -369,7 +437,8 @@ def main() -> None:
     unknown = [e for e in args.entries if e not in ENTRIES]
     if unknown:
         parser.error(f"unknown entries {unknown}; expected some of {', '.join(ENTRIES)}")
-    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
+    machine = this_machine(args.threads)
+    print(f"{machine['cpu']} ({platform.machine()}), torch {machine['torch']}, {args.threads} threads, "
           f"load average at start {os.getloadavg()[0]:.1f}; budget {args.budget} CPU-min per run")
     print("command: python " + " ".join(sys.argv))
     results = saved_results(Path(args.out)) if args.summarise else run_all(args)

@@ -28,7 +28,9 @@ from condgan.run.directory import holds_run
 
 # The quickstart's evaluation: the cheap headline metrics (CAS and memorisation take minutes).
 QUICK_METRICS = ("accuracy", "fid", "prdc", "diversity")
-QUICK_PAIRS = 50
+# MS-SSIM pairs per class: 500 know each class's mean to about ±0.007 (the paper's 100: ±0.02) for
+# a few CPU-seconds at 28 px (docs/evaluation.md, "Sampling error")
+QUICK_PAIRS = 500
 DEFAULT_PRESET = "acgan-fashion-mnist"
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from condgan.io import atomic_write
+from condgan.metrics.diversity import less_diverse_classes
 
 # Classes highlighted in the per-class table: the WORST_CLASSES largest shortfalls of judge accuracy
 # on samples below the judge's accuracy on real images of the class (CAS, then MS-SSIM break ties).
@@ -148,11 +149,23 @@ def _read_diversity(m: dict) -> str | None:
     gen, real = per_class(m, "msssim_gen"), per_class(m, "msssim_real")
     if gen is None or real is None:
         return None
-    worse = sum(g > r for g, r in zip(gen, real))
+    flags = _less_diverse(m)
+    worse = sum(flags)
+    beyond = " beyond sampling error" if per_class(m, "msssim_gen_se") is not None else ""
     if worse == 0:
-        return f"as diverse as real or more in all {len(gen)} classes (MS-SSIM of samples ≤ real in each class)"
-    return (f"less diverse than real in {worse} of {len(gen)} classes (higher MS-SSIM between same-class samples "
-            f"than between real images of that class)")
+        return (f"as diverse as real in all {len(gen)} classes{beyond} (no class's MS-SSIM of samples above real's "
+                f"by more than twice its standard error)" if beyond else
+                f"as diverse as real or more in all {len(gen)} classes (MS-SSIM of samples ≤ real in each class)")
+    return (f"less diverse than real in {worse} of {len(gen)} classes{beyond} (higher MS-SSIM between same-class "
+            f"samples than between real images of that class" + (", by more than twice its standard error)"
+                                                                 if beyond else ")"))
+
+
+def _less_diverse(m: dict) -> list[bool]:
+    """Per class, the samples are less diverse than real (`diversity.less_diverse_classes`, with the
+    standard errors where the result has them)."""
+    return less_diverse_classes(per_class(m, "msssim_gen"), per_class(m, "msssim_real"),
+                                per_class(m, "msssim_gen_se"), per_class(m, "msssim_real_se"))
 
 
 def _read_fid(m: dict) -> str | None:
@@ -246,6 +259,7 @@ def _per_class_table(result: dict) -> str:
     k = len(per_class(m, columns[0][1]))
     names = result.get("inputs", {}).get("class_names") or [str(i) for i in range(k)]
     worst = _worst_classes(m, k)
+    less_diverse = _less_diverse(m) if per_class(m, "msssim_gen") and per_class(m, "msssim_real") else [False] * k
     head = "".join(f"<th>{html.escape(c[0])}<br><span class=x>samples{' (real)' if c[2] else ''}</span></th>"
                    for c in columns)
     body = []
@@ -254,7 +268,10 @@ def _per_class_table(result: dict) -> str:
         for _, gen_p, real_p, fmt, higher in columns:
             g = per_class(m, gen_p)[i]
             r = per_class(m, real_p)[i] if real_p and per_class(m, real_p) else None
-            worse = r is not None and higher is not None and ((g < r - 0.05) if higher else (g > r))
+            if gen_p == "msssim_gen":
+                worse = less_diverse[i]
+            else:
+                worse = r is not None and higher is not None and ((g < r - 0.05) if higher else (g > r))
             text = fmt(g) + (f" ({fmt(r)})" if r is not None else "")
             spread = _spread_html(m, f"{gen_p}/class_{i}", fmt)
             cells.append(f"<td class='num{' bad' if worse else ''}'>{html.escape(text)}{spread}</td>")
@@ -263,8 +280,8 @@ def _per_class_table(result: dict) -> str:
     many = " With several judges the grey line is the range across them." if len(result.get("judges") or []) > 1 else ""
     legend = (f"Highlighted rows: the {len(worst)} classes furthest below their real reference (judge accuracy "
               "on samples against on real images of the class; ties broken by CAS, then MS-SSIM). Red numbers "
-              "are worse than the real reference (accuracy more than 5 points lower; MS-SSIM higher, i.e. less "
-              "diverse). NN distance: median pixel-L2 distance to the nearest training image (samples much closer "
+              "are worse than the real reference (accuracy more than 5 points lower; MS-SSIM higher by more than "
+              "twice its standard error over the pairs, i.e. less diverse). NN distance: median pixel-L2 distance to the nearest training image (samples much closer "
               "than real images hug the training set). intra-FID: FID within the class." + many) if worst else ""
     return (f"<div class=wide><table><tr><th>class</th>{head}</tr>{''.join(body)}</table></div>"
             f"<p class=x>{legend}</p>")

@@ -1,0 +1,58 @@
+"""benchmarks/quality_per_budget.py keeps one machine and one budget per result directory: CPU-minutes
+of different machines buy different numbers of steps, so their results must not share a table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import quality_per_budget as qpb  # noqa: E402
+
+
+def _write(out: Path, entry: str, seed: int, machine: dict | None, budget: float = 10.0) -> Path:
+    row = {"entry": entry, "seed": seed, "budget_cpu_min": budget, "steps": 1, "curve": [], "metrics": {"fid": 1.0}}
+    if machine is not None:
+        row["machine"] = machine
+    path = out / f"{entry}-seed{seed}.json"
+    path.write_text(json.dumps(row))
+    return path
+
+
+def test_this_machine_names_the_cpu_threads_and_torch():
+    m = qpb.this_machine(2)
+    assert m["threads"] == 2 and m["torch"] and m["cpu"]
+    if Path("/proc/cpuinfo").is_file() and "model name" in Path("/proc/cpuinfo").read_text():
+        assert m["cpu"].split(" (family")[0] in Path("/proc/cpuinfo").read_text()
+
+
+def test_summarise_reads_results_of_one_machine(tmp_path):
+    m = qpb.this_machine(2)
+    _write(tmp_path, "default", 0, m)
+    _write(tmp_path, "default", 1, m)
+    _write(tmp_path, "tacgan-ms", 0, m)
+    results = qpb.saved_results(tmp_path)
+    assert [r["seed"] for r in results["default"]] == [0, 1] and len(results["tacgan-ms"]) == 1
+    assert "tacgan" not in results  # "tacgan-ms-seed0.json" is not an entry "tacgan" result
+
+
+@pytest.mark.parametrize("other", [{"cpu": "another CPU", "threads": 2, "torch": "2.13.0"}, None])
+def test_summarise_refuses_results_of_two_machines(tmp_path, other):
+    _write(tmp_path, "default", 0, qpb.this_machine(2))
+    odd = _write(tmp_path, "default", 1, other)
+    with pytest.raises(SystemExit, match=r"default-seed1\.json is (another CPU|not recorded).* but .*default-seed0\.json is .*use another --out"):
+        qpb.saved_results(tmp_path)
+
+
+def test_a_run_refuses_to_add_to_results_of_another_budget_before_training(tmp_path, monkeypatch):
+    kept = _write(tmp_path, "default", 0, qpb.this_machine(2), budget=10.0)
+    before = kept.read_text()
+    monkeypatch.setattr(qpb, "load_dataset", lambda *a, **k: pytest.fail("loaded data before the check"))
+    args = argparse.Namespace(out=str(tmp_path), threads=2, budget=3.0, entries=["default"], seeds=[1])
+    with pytest.raises(SystemExit, match=r"default-seed0\.json is .*budget 10\.0 CPU-min, but this run is .*budget 3\.0 CPU-min"):
+        qpb.run_all(args)
+    assert kept.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["default-seed0.json"]
