@@ -210,6 +210,13 @@ class Child:
             time.sleep(0.01)
         raise TimeoutError(f"{self.run}: no progress within {timeout} s")
 
+    def sleep_before(self, seconds: float, step: int) -> None:
+        """Sleep `seconds`, or less once the run's rows reach `step`: a SIGKILL meant to land mid-run
+        must not arrive after a fast machine has finished the run (and released its lock)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and max((r["step"] for r in rows(self.run)), default=0) < step:
+            time.sleep(0.005)
+
     def wait(self, timeout: float = 300) -> int:
         return self.proc.wait(timeout)
 
@@ -259,8 +266,9 @@ STOP_LINE = re.compile(r"condgan: stopped by (SIG\w+) at step (\d+); checkpoint 
 def interrupted_chain(work: Path, refs: References, name: str, argv: list[str], steps: int,
                       faults: list[str], seed: int, max_delay: float = 1.0) -> list[Outcome]:
     """Train `steps` steps through a chain of processes, each ended by the next fault of `faults`
-    ("kill": SIGKILL at a seeded random moment after the process's first checkpoint; "term"/"int":
-    SIGTERM/SIGINT), each followed by `--resume`, until the run completes.
+    ("kill": SIGKILL at a seeded random moment after the process's first checkpoint and before the
+    last fifth of the steps; "term"/"int": SIGTERM/SIGINT), each followed by `--resume`, until the
+    run completes.
 
     A process that is to get a signal trains with `--steps` far beyond `steps` (so that it cannot
     finish first; the resume sets `steps` back, a change resuming allows). After the first kill
@@ -296,7 +304,7 @@ def interrupted_chain(work: Path, refs: References, name: str, argv: list[str], 
                 notes.append(f"{fault}: run finished first")
             break
         if fault == "kill":
-            time.sleep(rng.uniform(0, max_delay))
+            child.sleep_before(rng.uniform(0, max_delay), steps - max(steps // 5, 10))
             child.proc.send_signal(signal.SIGKILL)
             if child.wait() == 0:
                 notes.append("kill: run finished first")
