@@ -48,7 +48,7 @@ from condgan.data.base import images_to_unit_range, to_uint8_nhwc
 from condgan.evaluation.suite import EvalOptions, evaluate
 from condgan.methods import StepInputs, build_method
 from condgan.metrics.classifier import default_judge_path, load_judge
-from condgan.metrics.diversity import class_msssim
+from condgan.metrics.diversity import class_msssim_pairs
 from condgan.metrics.features import judge_extractor
 from condgan.nets import DataSpec
 from condgan.nets.pyramid import gaussian_pyramid, upsample
@@ -153,8 +153,8 @@ def diagnose(method, train, test, judge7: nn.Module, n: int, judge_eval: bool) -
         "within_class_l2_real": round(within_class_distance(real_pyr[-1], test.y[:n]), 3)}}
     if method.conditional:
         out["msssim"] = {f"I{k}": {
-            "gen": round(float(class_msssim(upsample_to(images[k], full).clamp(-1, 1), c.numpy(), NUM_CLASSES, 100).mean()), 3),
-            "real": round(float(class_msssim(upsample_to(real_pyr[k], full), test.y[:n].numpy(), NUM_CLASSES, 100).mean()), 3)}
+            "gen": round(float(class_msssim_pairs(upsample_to(images[k], full).clamp(-1, 1), c.numpy(), NUM_CLASSES, 100).mean()), 3),
+            "real": round(float(class_msssim_pairs(upsample_to(real_pyr[k], full), test.y[:n].numpy(), NUM_CLASSES, 100).mean()), 3)}
             for k in range(K + 1)}
     noise, m = {}, 200
     cc = test.y[:m] if method.conditional else None

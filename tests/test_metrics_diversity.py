@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from condgan.errors import SamplesError
 from condgan.data import load_dataset
-from condgan.metrics.diversity import _pairs, class_msssim, class_msssim_pairs, diversity_report, less_diverse_classes
+from condgan.metrics.diversity import _pairs, class_msssim_pairs, diversity_report, less_diverse_classes
 from condgan.metrics.msssim import ms_ssim
 
 
@@ -34,7 +34,7 @@ def test_pairs_are_distinct_unordered_and_cover_all_when_asked():
 def test_class_msssim_is_the_mean_over_the_drawn_pairs():
     images = _varied(30, 1)
     labels = np.repeat([0, 1], 15)
-    values = class_msssim(images, labels, 2, pairs_per_class=10, seed=3)
+    values = class_msssim_pairs(images, labels, 2, pairs_per_class=10, seed=3).mean(1)
     members = np.flatnonzero(labels == 1)
     i, j = _pairs(15, 10, np.random.default_rng([3, 1]))
     expected = ms_ssim(images[members[i]], images[members[j]]).mean().item()
@@ -43,19 +43,19 @@ def test_class_msssim_is_the_mean_over_the_drawn_pairs():
 
 def test_collapsed_classes_score_higher_than_varied_ones():
     images = torch.cat([_collapsed(20, 2), _varied(20, 3)])
-    values = class_msssim(images, np.repeat([0, 1], 20), 2, pairs_per_class=30)
+    values = class_msssim_pairs(images, np.repeat([0, 1], 20), 2, pairs_per_class=30).mean(1)
     assert values[0] > 0.95 > values[1]
 
 
 def test_seed_fixes_pairs_and_other_classes_do_not_matter():
     images, labels = _varied(40, 4), np.repeat([0, 1], 20)
-    a = class_msssim(images, labels, 2, pairs_per_class=20, seed=1)
-    assert np.array_equal(a, class_msssim(images, labels, 2, pairs_per_class=20, seed=1))
-    assert not np.array_equal(a, class_msssim(images, labels, 2, pairs_per_class=20, seed=2))
-    np.testing.assert_allclose(class_msssim(images, labels, 2, pairs_per_class=20, seed=1, batch_size=7), a, rtol=1e-6)
+    a = class_msssim_pairs(images, labels, 2, pairs_per_class=20, seed=1).mean(1)
+    assert np.array_equal(a, class_msssim_pairs(images, labels, 2, pairs_per_class=20, seed=1).mean(1))
+    assert not np.array_equal(a, class_msssim_pairs(images, labels, 2, pairs_per_class=20, seed=2).mean(1))
+    np.testing.assert_allclose(class_msssim_pairs(images, labels, 2, pairs_per_class=20, seed=1, batch_size=7).mean(1), a, rtol=1e-6)
     # Class 1 alone, with class 0's images replaced by others: class 1's value is unchanged.
     other = torch.cat([_varied(25, 5), images[20:]])
-    b = class_msssim(other, np.repeat([0, 1], [25, 20]), 2, pairs_per_class=20, seed=1)
+    b = class_msssim_pairs(other, np.repeat([0, 1], [25, 20]), 2, pairs_per_class=20, seed=1).mean(1)
     assert b[1] == pytest.approx(a[1], rel=1e-6)
 
 
@@ -108,3 +108,9 @@ def test_two_draws_of_the_same_real_images_are_not_called_less_diverse():
                                                    values(a, "msssim_gen_se"), values(b, "msssim_real_se")))
     print(f"of 200 class comparisons: plain excess > 0.02 {naive}, beyond twice the standard error {beyond}")
     assert naive >= 20 and beyond <= 8
+
+
+def test_too_few_images_in_a_class_names_the_class_and_counts():
+    images, labels = _varied(12, 10), np.array([0] * 10 + [1] * 2)
+    with pytest.raises(SamplesError, match=r"class 1 has 2 images, which form 1 distinct pairs; expected at least 5"):
+        class_msssim_pairs(images, labels, 2, pairs_per_class=5)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 import torch
 
 from condgan.config import preset_or_path
@@ -60,8 +62,11 @@ def run_quickstart(out: Path, steps: int | None = None, force: bool = False, n_s
     grid = save_png(class_grid(run.method, z, list(range(run.num_classes))), out / "grid.png")
     real = load_dataset(cfg.data.name, "test", data_dir=cfg.data.data_dir)
     report = out / "eval"
+    # fewer pairs where a small dataset's class cannot form QUICK_PAIRS distinct ones
+    smallest = min(int(np.bincount(np.asarray(y), minlength=run.num_classes).min()) for y in (samples.labels, real.y))
+    pairs = max(1, min(QUICK_PAIRS, smallest * (smallest - 1) // 2))
     result = evaluate(samples.float_images(), samples.labels, real, judge=judge, metrics=QUICK_METRICS,
-                      options=EvalOptions(pairs=QUICK_PAIRS, out_dir=report, progress=False))
+                      options=EvalOptions(pairs=pairs, out_dir=report, progress=False))
     write_report(result, report)
     m = result["metrics"]
     print(f"\n{preset} (method {cfg.method.name}) on {cfg.data.name}, {run.step} steps of {cfg.train.batch_size} images")

@@ -43,21 +43,6 @@ def _pairs(n: int, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np
     return t - j * (j - 1) // 2, j
 
 
-def class_msssim(
-    images: torch.Tensor,
-    labels: ArrayLike,
-    num_classes: int,
-    pairs_per_class: int = 100,
-    seed: int = 0,
-    win_size: int | None = None,
-    weights: Sequence[float] | None = None,
-    batch_size: int = 256,
-) -> np.ndarray:
-    """Mean MS-SSIM of `pairs_per_class` random same-class pairs of distinct images, per class:
-    `class_msssim_pairs(...).mean(1)` (same arguments)."""
-    return class_msssim_pairs(images, labels, num_classes, pairs_per_class, seed, win_size, weights, batch_size).mean(1)
-
-
 def class_msssim_pairs(
     images: torch.Tensor,
     labels: ArrayLike,
