@@ -23,7 +23,7 @@ def test_quickstart_prints_numbers_beside_real_references(tmp_path, monkeypatch,
     assert f"{100 * numbers['judge_accuracy_on_real_test']:.0f}%" in accuracy_line
     assert "two halves of the real test set" in next(line for line in out.splitlines() if line.strip().startswith("FID"))
     assert "report.html" in out
-    assert "acgan-fashion-mnist (method adcgan) on fashion-mnist, 4 steps of 64 images" in out
+    assert "acgan-fashion-mnist (method tacgan) on fashion-mnist, 4 steps of 64 images" in out
 
 
 def test_quickstart_over_a_run_of_another_config_says_how_to_go_on(tmp_path, monkeypatch, capsys):
@@ -37,6 +37,6 @@ def test_quickstart_over_a_run_of_another_config_says_how_to_go_on(tmp_path, mon
     capsys.readouterr()
     assert main(["quickstart", "--out", str(run), "--steps", "4"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "different method.name: saved 'acgan', given 'adcgan'" in err[0]
+    assert len(err) == 1 and "different method.name: saved 'acgan', given 'tacgan'" in err[0]
     assert "pass --force to replace it, or --out for a new directory" in err[0]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before

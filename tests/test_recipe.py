@@ -128,10 +128,12 @@ def test_default_preset_is_the_recipe_docs_quality_measures():
     """docs/quality.md ("The default recipe") and the README give figures of exactly this recipe;
     the paper's setup stays beside it."""
     cfg = resolve_config([preset_or_path("acgan-fashion-mnist")])
-    assert (cfg.method.name, cfg.method.class_weight, cfg.method.g_source_loss) == ("adcgan", 0.5, "non_saturating")
+    assert (cfg.method.name, cfg.method.class_weight, cfg.method.g_source_loss) == ("tacgan", 1.0, "non_saturating")
     assert (cfg.model.g_channels, cfg.model.d_channels, cfg.optim.g_lr, cfg.optim.d_lr) == (32, 32, 1.6e-3, 1.6e-3)
     assert cfg.optim.betas("G") == cfg.optim.betas("D") == (0.5, 0.999)
-    assert (cfg.train.steps, cfg.train.batch_size) == (4000, 64) and not cfg.recipe.ema
+    assert (cfg.recipe.mode_seeking, cfg.recipe.ema_decay, cfg.recipe.ema_rampup) == (0.8, 0.999, 0.05)
+    assert (cfg.recipe.spectral_norm, cfg.recipe.diffaugment, cfg.recipe.r1_gamma) == ("none", "none", 0.0)
+    assert (cfg.train.steps, cfg.train.batch_size) == (9000, 64)
     paper = resolve_config([preset_or_path("acgan-fashion-mnist-paper")])
     assert (paper.method.name, paper.model.g_channels, paper.optim.g_lr, paper.train.steps) == ("acgan", 64, 2e-4, 6000)
 
