@@ -20,7 +20,8 @@ continues where it stopped). A CPU-time budget buys a different number of steps 
 (three times as many between two x86_64 machines of this project), so every result records its
 machine (CPU model, threads, torch) and one directory holds one machine and one budget: adding to
 or summarising a directory whose results differ in either is refused in one line that names the
-file. The script prints the table (mean ± std over seeds), the issue's
+file (exit code 2), as is a file there that is not a result; results are written atomically, so an
+interrupted run leaves none torn. The script prints the table (mean ± std over seeds), the issue's
 targets for the default against their measured values, and draws FID against CPU-minutes for every
 entry in OUT/fid-vs-cpu.png.
 
@@ -48,6 +49,7 @@ from reference_loop import plain_acgan  # noqa: E402
 from condgan.config import Config, preset_or_path, resolve_config  # noqa: E402
 from condgan.data import LabelledData, load_dataset  # noqa: E402
 from condgan.evaluation.suite import EvalOptions, evaluate  # noqa: E402
+from condgan.io import atomic_write_bytes  # noqa: E402
 from condgan.metrics.classifier import default_judge_path, load_judge  # noqa: E402
 from condgan.metrics.diversity import less_diverse_classes  # noqa: E402
 from condgan.metrics.features import judge_extractor, real_features  # noqa: E402
@@ -84,6 +86,10 @@ PAPER_ENTRY = "acgan-paper"
 PLAIN_ENTRY = "plain-loop"
 CCLAPGAN_ENTRY = "cclapgan"
 SUITE = ["accuracy", "fid", "kid", "prdc", "diversity"]
+
+
+class Refused(Exception):
+    """Bad input or a result directory this run must not touch: main prints one line and exits 2."""
 
 
 class _BudgetSpent(Exception):
@@ -126,7 +132,16 @@ def this_machine(threads: int) -> dict[str, str | int]:
 
 
 def result_files(out: Path) -> dict[Path, dict]:
-    return {p: json.loads(p.read_text()) for p in sorted(out.glob("*-seed*.json"))}
+    """Every OUT/<entry>-seed<S>.json; one that is not a result is refused in one line naming it."""
+    rows = {}
+    for path in sorted(out.glob("*-seed*.json")):
+        try:
+            rows[path] = json.loads(path.read_text())
+            rows[path]["budget_cpu_min"]
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise Refused(f"{path} is not a result file of this benchmark ({exc!r}); "
+                             "move it away or use another --out") from None
+    return rows
 
 
 def check_one_setup(rows: dict[Path, dict], this_run: tuple[dict, float] | None = None) -> None:
@@ -144,7 +159,7 @@ def check_one_setup(rows: dict[Path, dict], this_run: tuple[dict, float] | None 
         return f"{machine}, budget {budget} CPU-min"
     for where, setup in setups.items():
         if setup != first:
-            raise SystemExit(f"quality_per_budget: {where} is {describe(setup)}, but {first_where} is "
+            raise Refused(f"{where} is {describe(setup)}, but {first_where} is "
                              f"{describe(first)}: results of different machines or budgets do not share a "
                              "table; use another --out")
 
@@ -241,7 +256,7 @@ def run_all(args: argparse.Namespace) -> dict[str, list[dict]]:
     for s in range(args.judges):
         path = default_judge_path(real.name, shape, s)
         if not path.is_file():
-            raise SystemExit(f"no cached judge of seed {s} ({path}); train it first: "
+            raise Refused(f"no cached judge of seed {s} ({path}); train it first: "
                              f"condgan classifier train --data fashion-mnist --seed {s}")
         judges.append(load_judge(path))
     out.mkdir(parents=True, exist_ok=True)
@@ -258,7 +273,7 @@ def run_all(args: argparse.Namespace) -> dict[str, list[dict]]:
                    "steps": trained["step"], "train_cpu_min": trained["cpu_min"],
                    "train_wall_min": (time.perf_counter() - t0) / 60, **score(trained, real, judges, args),
                    "judges": [j.id for j in judges]}
-            path.write_text(json.dumps(row, indent=1))
+            atomic_write_bytes(path, json.dumps(row, indent=1).encode())  # an interrupted write leaves no torn result
             print(f"{entry} seed {seed}: {row['steps']} steps, FID {row['metrics']['fid']:.2f}, "
                   f"accuracy {row['metrics'].get('accuracy', float('nan')):.3f}", flush=True)
             results.setdefault(entry, []).append(row)
@@ -275,7 +290,7 @@ def saved_results(out: Path) -> dict[str, list[dict]]:
         if rows:
             results[entry] = sorted(rows, key=lambda r: r["seed"])
     if not results:
-        raise SystemExit(f"--summarise: no result files (<entry>-seed<S>.json) in {out}")
+        raise Refused(f"--summarise: no result files (<entry>-seed<S>.json) in {out}")
     return results
 
 
@@ -441,7 +456,11 @@ def main() -> None:
     print(f"{machine['cpu']} ({platform.machine()}), torch {machine['torch']}, {args.threads} threads, "
           f"load average at start {os.getloadavg()[0]:.1f}; budget {args.budget} CPU-min per run")
     print("command: python " + " ".join(sys.argv))
-    results = saved_results(Path(args.out)) if args.summarise else run_all(args)
+    try:
+        results = saved_results(Path(args.out)) if args.summarise else run_all(args)
+    except Refused as exc:
+        print(f"quality_per_budget: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     table(results)
     targets(results, args.default)
     figure(results, Path(args.out) / "fid-vs-cpu.png")

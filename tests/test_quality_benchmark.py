@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def test_summarise_reads_results_of_one_machine(tmp_path):
 def test_summarise_refuses_results_of_two_machines(tmp_path, other):
     _write(tmp_path, "default", 0, qpb.this_machine(2))
     odd = _write(tmp_path, "default", 1, other)
-    with pytest.raises(SystemExit, match=r"default-seed1\.json is (another CPU|not recorded).* but .*default-seed0\.json is .*use another --out"):
+    with pytest.raises(qpb.Refused, match=r"default-seed1\.json is (another CPU|not recorded).* but .*default-seed0\.json is .*use another --out"):
         qpb.saved_results(tmp_path)
 
 
@@ -53,6 +54,28 @@ def test_a_run_refuses_to_add_to_results_of_another_budget_before_training(tmp_p
     before = kept.read_text()
     monkeypatch.setattr(qpb, "load_dataset", lambda *a, **k: pytest.fail("loaded data before the check"))
     args = argparse.Namespace(out=str(tmp_path), threads=2, budget=3.0, entries=["default"], seeds=[1])
-    with pytest.raises(SystemExit, match=r"default-seed0\.json is .*budget 10\.0 CPU-min, but this run is .*budget 3\.0 CPU-min"):
+    with pytest.raises(qpb.Refused, match=r"default-seed0\.json is .*budget 10\.0 CPU-min, but this run is .*budget 3\.0 CPU-min"):
         qpb.run_all(args)
     assert kept.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["default-seed0.json"]
+
+
+@pytest.mark.parametrize("text", ['{"entry": "default", "seed": 0, "budg', "[]", '{"entry": "default"}'])
+def test_a_torn_or_foreign_result_file_is_refused_in_one_line(tmp_path, text):
+    _write(tmp_path, "default", 0, qpb.this_machine(2))
+    bad = tmp_path / "default-seed1.json"
+    bad.write_text(text)
+    with pytest.raises(qpb.Refused, match=r"default-seed1\.json is not a result file of this benchmark"):
+        qpb.saved_results(tmp_path)
+    assert bad.read_text() == text
+
+
+def test_the_command_refuses_in_one_line_with_exit_code_2(tmp_path):
+    _write(tmp_path, "default", 0, qpb.this_machine(2))
+    _write(tmp_path, "default", 1, {"cpu": "another CPU", "threads": 2, "torch": "2.13.0"})
+    kept = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    out = subprocess.run([sys.executable, str(Path(qpb.__file__)), "--summarise", "--out", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("quality_per_budget: error: ") and "default-seed1.json" in lines[0]
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == kept
