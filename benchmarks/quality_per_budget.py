@@ -136,11 +136,14 @@ def result_files(out: Path) -> dict[Path, dict]:
     rows = {}
     for path in sorted(out.glob("*-seed*.json")):
         try:
-            rows[path] = json.loads(path.read_text())
-            rows[path]["budget_cpu_min"]
-        except (OSError, ValueError, TypeError, KeyError) as exc:
+            row = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
             raise Refused(f"{path} is not a result file of this benchmark ({exc!r}); "
-                             "move it away or use another --out") from None
+                          "move it away or use another --out") from None
+        if not isinstance(row, dict) or "budget_cpu_min" not in row:
+            raise Refused(f"{path} is not a result file of this benchmark (no budget_cpu_min); "
+                          "move it away or use another --out")
+        rows[path] = row
     return rows
 
 
@@ -152,16 +155,17 @@ def check_one_setup(rows: dict[Path, dict], this_run: tuple[dict, float] | None 
     if not setups:
         return
     first_where, first = next(iter(setups.items()))
-    def describe(setup: tuple) -> str:
-        machine, budget = setup
-        if isinstance(machine, dict):
-            machine = f"{machine['cpu']}, {machine['threads']} threads, torch {machine['torch']}"
-        return f"{machine}, budget {budget} CPU-min"
     for where, setup in setups.items():
         if setup != first:
-            raise Refused(f"{where} is {describe(setup)}, but {first_where} is "
-                             f"{describe(first)}: results of different machines or budgets do not share a "
-                             "table; use another --out")
+            raise Refused(f"{where} is {_describe_setup(setup)}, but {first_where} is {_describe_setup(first)}: "
+                          "results of different machines or budgets do not share a table; use another --out")
+
+
+def _describe_setup(setup: tuple) -> str:
+    machine, budget = setup
+    if isinstance(machine, dict):
+        machine = f"{machine['cpu']}, {machine['threads']} threads, torch {machine['torch']}"
+    return f"{machine}, budget {budget} CPU-min"
 
 
 def _config(entry: str, seed: int, extra: list[str]) -> Config:
@@ -246,10 +250,10 @@ def score(final: dict, real: LabelledData, judges: list, args: argparse.Namespac
     return {"metrics": result["metrics"], "skipped": result["skipped"], "extractors": result["extractors"]}
 
 
-def run_all(args: argparse.Namespace) -> dict[str, list[dict]]:
+def run_all(args: argparse.Namespace, machine: dict) -> dict[str, list[dict]]:
     out = Path(args.out)
-    machine = this_machine(args.threads)
-    check_one_setup(result_files(out), (machine, args.budget))
+    saved = result_files(out)
+    check_one_setup(saved, (machine, args.budget))
     real = load_dataset("fashion-mnist", "test")
     shape = real.sample_shape
     judges = []
@@ -257,15 +261,15 @@ def run_all(args: argparse.Namespace) -> dict[str, list[dict]]:
         path = default_judge_path(real.name, shape, s)
         if not path.is_file():
             raise Refused(f"no cached judge of seed {s} ({path}); train it first: "
-                             f"condgan classifier train --data fashion-mnist --seed {s}")
+                          f"condgan classifier train --data fashion-mnist --seed {s}")
         judges.append(load_judge(path))
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict]] = {}
     for entry in args.entries:
         for seed in args.seeds:
             path = out / f"{entry}-seed{seed}.json"
-            if path.is_file():
-                results.setdefault(entry, []).append(json.loads(path.read_text()))
+            if path in saved:
+                results.setdefault(entry, []).append(saved[path])
                 continue
             t0 = time.perf_counter()
             trained = train_entry(entry, seed, args, real, judges[0])
@@ -311,19 +315,18 @@ def _worst_class_ratio(m: dict) -> float | None:
     return None if gen is None or real is None else float((gen / real).min())
 
 
-def _classes_less_diverse(m: dict) -> float | None:
-    """Classes whose MS-SSIM exceeds real's by more than the issue's 0.02 (the point estimates; with
-    --pairs 1000 their difference is known to about ±0.008)."""
+def _classes_less_diverse(m: dict, beyond_error: bool = False) -> float | None:
+    """Classes whose MS-SSIM exceeds real's by more than the issue's 0.02: the point estimates (with
+    --pairs 1000 their difference is known to about ±0.008), or with `beyond_error` only excesses
+    beyond twice their standard error (None for results without standard errors)."""
     gen, real = _per_class(m, "msssim_gen"), _per_class(m, "msssim_real")
-    return None if gen is None or real is None else float(sum(less_diverse_classes(gen, real, margin=0.02)))
-
-
-def _classes_less_diverse_beyond_error(m: dict) -> float | None:
-    """As `_classes_less_diverse`, counting only excesses beyond twice their standard error."""
-    gen, real = _per_class(m, "msssim_gen"), _per_class(m, "msssim_real")
-    gen_se, real_se = _per_class(m, "msssim_gen_se"), _per_class(m, "msssim_real_se")
-    if gen is None or real is None or gen_se is None or real_se is None:
+    if gen is None or real is None:
         return None
+    gen_se = real_se = None
+    if beyond_error:
+        gen_se, real_se = _per_class(m, "msssim_gen_se"), _per_class(m, "msssim_real_se")
+        if gen_se is None or real_se is None:
+            return None
     return float(sum(less_diverse_classes(gen, real, gen_se, real_se, margin=0.02)))
 
 
@@ -374,9 +377,10 @@ def targets(results: dict[str, list[dict]], default: str) -> None:
         ("recall ≥ 0.6", mean(lambda m: m["recall"]), lambda v: v >= 0.6),
         ("every class's MS-SSIM ≤ real + 0.02 (classes above)", mean(_classes_less_diverse), lambda v: v == 0),
     ]
-    if all(_classes_less_diverse_beyond_error(r["metrics"]) is not None for r in rows):
+    beyond_error = lambda m: _classes_less_diverse(m, beyond_error=True)  # noqa: E731
+    if all(beyond_error(r["metrics"]) is not None for r in rows):
         checks.append(("  the same, counting only excesses beyond twice their standard error",
-                       mean(_classes_less_diverse_beyond_error), lambda v: v == 0))
+                       mean(beyond_error), lambda v: v == 0))
     if PAPER_ENTRY in results and default != PAPER_ENTRY:
         paper = float(np.mean([r["metrics"]["fid"] for r in results[PAPER_ENTRY]]))
         checks.append(("FID ≤ ½ of the paper AC-GAN's (ratio)", mean(lambda m: m["fid"]) / paper, lambda v: v <= 0.5))
@@ -457,7 +461,7 @@ def main() -> None:
           f"load average at start {os.getloadavg()[0]:.1f}; budget {args.budget} CPU-min per run")
     print("command: python " + " ".join(sys.argv))
     try:
-        results = saved_results(Path(args.out)) if args.summarise else run_all(args)
+        results = saved_results(Path(args.out)) if args.summarise else run_all(args, machine)
     except Refused as exc:
         print(f"quality_per_budget: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

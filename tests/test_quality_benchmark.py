@@ -55,7 +55,7 @@ def test_a_run_refuses_to_add_to_results_of_another_budget_before_training(tmp_p
     monkeypatch.setattr(qpb, "load_dataset", lambda *a, **k: pytest.fail("loaded data before the check"))
     args = argparse.Namespace(out=str(tmp_path), threads=2, budget=3.0, entries=["default"], seeds=[1])
     with pytest.raises(qpb.Refused, match=r"default-seed0\.json is .*budget 10\.0 CPU-min, but this run is .*budget 3\.0 CPU-min"):
-        qpb.run_all(args)
+        qpb.run_all(args, qpb.this_machine(2))
     assert kept.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["default-seed0.json"]
 
 
