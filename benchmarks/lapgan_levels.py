@@ -143,7 +143,7 @@ def diagnose(method, train, test, judge7: nn.Module, n: int, judge_eval: bool) -
     c = torch.arange(n) % NUM_CLASSES
     z = method.latent(n, generator=gen)
     images, _ = method.generate_levels(z, c)
-    real_pyr = gaussian_pyramid(test.x[:n], K + 1)
+    real_pyr = gaussian_pyramid(test.x()[:n], K + 1)
     pred = judge7(images[-1]).argmax(1)
     out: dict = {"coarse": {
         "judge_acc_real": round(float((judge7(real_pyr[-1]).argmax(1) == test.y[:n]).float().mean()), 3),
@@ -173,7 +173,7 @@ def diagnose(method, train, test, judge7: nn.Module, n: int, judge_eval: bool) -
                                   "rms_real": round(float((real_pyr[k][:m] - low).pow(2).mean().sqrt()), 4)}
     out["noise"] = noise
     if judge_eval:
-        judge = load_judge(default_judge_path("fashion-mnist", tuple(test.x.shape[1:])))
+        judge = load_judge(default_judge_path("fashion-mnist", test.sample_shape))
         on_real = real_pyr[-1]
         zs = method._split(z)
         for k in range(K - 1, -1, -1):
@@ -223,14 +223,14 @@ def main() -> None:
     else:
         cfg = resolve_config([preset_or_path(args.config)], args.set)
         levels = [int(k) for k in args.levels.split(",")]
-        method, cpu, last = train_levels(cfg, levels, args.steps, args.seed, train.x, train.y)
+        method, cpu, last = train_levels(cfg, levels, args.steps, args.seed, train.x(), train.y)
         row.update(config=args.config, set=args.set, levels=levels, steps=args.steps, seed=args.seed,
                    train_cpu_s=round(cpu, 1), last50=last)
-    shape = tuple(train.x.shape[1:])
+    shape = train.sample_shape
     flops = step_flops(cfg, shape)
     row["cost"] = {"gflop_per_step": round(flops / 1e9, 2),
                    "x_acgan": round(flops / step_flops(resolve_config([preset_or_path("acgan-fashion-mnist-paper")]), shape), 2)}
-    judge7 = coarse_judge(gaussian_pyramid(train.x, method.K + 1)[-1], train.y, Path(args.cache))
+    judge7 = coarse_judge(gaussian_pyramid(train.x(), method.K + 1)[-1], train.y, Path(args.cache))
     row.update(diagnose(method, train, test, judge7, args.n, args.judge_eval))
     print(json.dumps(row), flush=True)
 

@@ -584,6 +584,8 @@ def test_mode_seeking_enters_g_loss_and_rewards_g_for_using_its_noise():
 @pytest.mark.parametrize("extra", METHODS, ids=lambda e: " ".join(x.split("=")[1] for x in e[:2]))
 def test_every_method_adds_mode_seeking_to_each_g_loss(extra):
     spec = DataSpec((1, 28, 28), 10, 24)
+    if "lapgan" in extra[0]:  # every level, not the coarsest only (the default)
+        extra = [*extra, "method.mode_seeking_levels=all"]
     method = _method(*extra, "recipe.mode_seeking=0.5", spec=spec)
     plain = _method(*extra, spec=spec)
     for m in (method, plain):
@@ -600,8 +602,9 @@ def test_every_method_adds_mode_seeking_to_each_g_loss(extra):
         assert float(loss - plain_loss) == pytest.approx(0.5 / (float(ratios[0]) + MODE_SEEKING_EPS), rel=1e-4), phase.name
 
 
-@pytest.mark.parametrize("extra, extra_forwards", [(["method.name=acgan"], {"G": 0}),
-                                                   (["method.name=cclapgan"], {"G0": 1, "G1": 1, "G2": 0})])
+@pytest.mark.parametrize("extra, extra_forwards", [
+    (["method.name=acgan"], {"G": 0}),
+    (["method.name=cclapgan", "method.mode_seeking_levels=all"], {"G0": 1, "G1": 1, "G2": 0})])
 def test_mode_seeking_pairs_the_batch_where_conditions_are_classes(extra, extra_forwards):
     """Class-conditional samples pair within the batch (no G forward); LAPGAN's finer levels, one
     condition per sample, draw a quarter of the batch again."""
@@ -616,6 +619,28 @@ def test_mode_seeking_pairs_the_batch_where_conditions_are_classes(extra, extra_
         assert len(sizes) == 1 + extra_forwards[phase.name], phase.name
         assert sizes[1:] == [3] * extra_forwards[phase.name]  # a quarter of 12
         assert float(stats[[k for k in stats if k.endswith("mode_seeking")][0]]) > 0
+
+
+@pytest.mark.parametrize("name", ["lapgan", "cclapgan"])
+def test_lapgan_mode_seeking_acts_on_the_coarsest_level_only_by_default(name):
+    """The default `method.mode_seeking_levels: coarsest`: G_K's loss gains the term, the finer
+    G_k's losses are those without it and draw nothing again."""
+    method = _method(f"method.name={name}", "recipe.mode_seeking=1.0")
+    plain = _method(f"method.name={name}")
+    plain.load_state_dict(method.state_dict())
+    step = _step(method, n=12)
+    for phase in method.phases():
+        if phase.role != "G":
+            continue
+        calls = []
+        hook = phase.module.register_forward_pre_hook(lambda module, args: calls.append(len(args[0])))
+        loss, stats = method.loss(phase, step)
+        hook.remove()
+        plain_loss, _ = plain.loss(plain.phase(phase.name), step)
+        if phase.level == method.K:
+            assert f"G{method.K}/mode_seeking" in stats and float(loss) > float(plain_loss)
+        else:
+            assert not stats and calls == [12] and float(loss) == pytest.approx(float(plain_loss)), phase.name
 
 
 # ---------------------------------------------------------------- n_dis and per-player Adam

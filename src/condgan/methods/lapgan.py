@@ -15,8 +15,8 @@ with batch means; the paper's coin flip between a real and a generated h_k for e
 replaced by a batch of each. Phases D0, G0, …, DK, GK are data (`phases()`), one optimiser each.
 The source terms follow `method.d_source_loss`/`g_source_loss` (hinge: methods/gan.py); every image D
 sees passes through the recipe's DiffAugment, and D's loss gains its R1 term (methods/recipe.py). DiffAugment
-augments the image D_k judges: I_K, or h_k + l_k at the finer levels. The recipe's mode-seeking term acts
-per level, on G_k's own output and noise z_k (`_with_mode_seeking`).
+augments the image D_k judges: I_K, or h_k + l_k at the finer levels. The recipe's mode-seeking term acts on
+G_K's output and noise z_K, and with `method.mode_seeking_levels: all` on every G_k's (`_with_mode_seeking`).
 
 Sampling runs coarse to fine (paper eq. 4): Ĩ_K = G_K(z_K), Ĩ_k = u(Ĩ_{k+1}) + G_k(z_k, u(Ĩ_{k+1})).
 The noise of all levels is one flat vector per sample (`latent`): z_K (model.z_dim) followed by one
@@ -49,6 +49,10 @@ class LAPGANConfig(SourceLossConfig):
     name: str = "lapgan"
     # Levels of the Laplacian pyramid, e.g. 3: 28→14→7, 32→16→8.
     pyramid_levels: int = setting(3, positive=True)
+    # Where the recipe's mode-seeking term acts: the coarsest level only, or every level. The finer
+    # levels meet it by adding noise to their residuals (docs/quality.md, "Mode seeking"), so only
+    # "all" puts it there.
+    mode_seeking_levels: str = setting("coarsest", choices=("coarsest", "all"))
 
 
 @register_method_config
@@ -86,6 +90,7 @@ class LAPGAN(Method):
         )
         self.g_source_loss, self.d_source_loss = cfg.method.g_source_loss, cfg.method.d_source_loss
         self._lrs = (cfg.optim.d_lr, cfg.optim.g_lr)
+        self.mode_seeking_finer = cfg.method.mode_seeking_levels == "all"
 
     # ------------------------------------------------------------------ noise and sampling
 
@@ -186,11 +191,12 @@ class LAPGAN(Method):
         the pairs are the batch's samples of one class (of the batch, for LAPGAN). A finer level's
         condition l_k is one per real image, so the batch has no pairs: the first quarter of the
         batch is drawn again under its own l_k (and class) from the noise planes of other samples,
-        which costs G_k a quarter-batch forward and backward."""
+        which costs G_k a quarter-batch forward and backward. The finer levels take the term only with
+        `method.mode_seeking_levels: all`."""
         z, name = self._split(step.gen_z)[k], f"G{k}/mode_seeking"
         if k == self.K:
             return self.g_terms.of_batch(loss, {}, fake, z, self._c(step.gen_c), name)
-        if self.g_terms.mode_seeking == 0 or len(z) < 2:
+        if not self.mode_seeking_finer or self.g_terms.mode_seeking == 0 or len(z) < 2:
             return loss, {}
         n = max(2, len(z) // MODE_SEEKING_SHARE)
         other = z.roll(1, dims=0)[:n]  # another sample's plane: independent of each sample's own
