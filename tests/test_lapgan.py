@@ -166,14 +166,23 @@ def step_flops(preset):
 
 
 @pytest.mark.parametrize("preset", ["lapgan-fashion-mnist", "cclapgan-fashion-mnist"])
-def test_fashion_mnist_presets_cost_no_more_per_step_than_acgan(preset):
-    """A preset step costs at most the paper AC-GAN preset's FLOPs (the first 32-plane nets cost 2.5×: a
-    1,000-step comparison gave them 2.5× the budget). On CPU the 16-plane step takes about AC-GAN's
-    time (docs/methods-lapgan-selfcond.md), so equal steps are about an equal budget."""
+def test_fashion_mnist_presets_cost_about_an_acgan_step(preset):
+    """A preset step costs about the paper AC-GAN preset's FLOPs, at most 1.1× (the first 32-plane nets
+    cost 2.5×: a 1,000-step comparison gave them 2.5× the budget; CC-LAPGAN's 32-plane D_k costs 1.04×),
+    so equal steps are about an equal budget (docs/methods-lapgan-selfcond.md). The quality benchmark
+    compares the methods at equal CPU time regardless."""
     cfg = resolve_config([preset_or_path(preset)])
     assert cfg.optim.g_lr == cfg.optim.d_lr == 1e-3  # at 2e-4 the coarse G ignored z for 1,000 steps
     ours, acgan = step_flops(preset), step_flops("acgan-fashion-mnist-paper")
-    assert 0.5 * acgan < ours <= acgan, (ours, acgan)
+    assert 0.5 * acgan < ours <= 1.1 * acgan, (ours, acgan)
+
+
+def test_cclapgan_preset_is_the_recipe_the_docs_measure():
+    """docs/methods-lapgan-selfcond.md, "The finer discriminators were too weak": D_k twice G_k's
+    planes, mode seeking 0.1 on the coarsest level only."""
+    cfg = resolve_config([preset_or_path("cclapgan-fashion-mnist")])
+    assert (cfg.model.g_channels, cfg.model.d_channels) == (16, 32)
+    assert (cfg.recipe.mode_seeking, cfg.method.mode_seeking_levels) == (0.1, "coarsest")
 
 
 def band_rms(x, levels):
