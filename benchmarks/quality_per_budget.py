@@ -414,9 +414,9 @@ def figure(results: dict[str, list[dict]], path: Path) -> None:
         points = min(len(r["curve"]) for r in rows)
         cpu = np.mean([[p["cpu_min"] for p in r["curve"][:points]] for r in rows], axis=0)
         fids = np.array([[p["fid"] for p in r["curve"][:points]] for r in rows])
-        ax.plot(cpu, fids.mean(0), marker="o", ms=3, label=entry)
-        if len(rows) > 1:
-            ax.fill_between(cpu, fids.min(0), fids.max(0), alpha=0.15)
+        (line,) = ax.plot(cpu, fids.mean(0), marker="o", ms=3, label=entry)
+        if len(rows) > 1:  # the band in its line's colour (fills draw from a colour cycle of their own)
+            ax.fill_between(cpu, fids.min(0), fids.max(0), color=line.get_color(), alpha=0.15)
     ax.set_xlabel("training CPU-minutes (process time, 2 threads)")
     ax.set_ylabel("FID in judge features (lower is better)")
     ax.set_yscale("log")

@@ -79,3 +79,19 @@ def test_the_command_refuses_in_one_line_with_exit_code_2(tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("quality_per_budget: error: ") and "default-seed1.json" in lines[0]
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == kept
+
+
+def test_figure_draws_each_band_in_its_lines_colour(tmp_path):
+    """An entry with one seed has no band, so the bands after it must not take the next fill colour."""
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+
+    def rows(n, base):
+        return [{"curve": [{"cpu_min": t, "fid": base + s + 10 / t} for t in (1.0, 2.0)]} for s in range(n)]
+
+    qpb.figure({"a": rows(2, 10), "b": rows(1, 20), "c": rows(2, 30)}, tmp_path / "fig.png")
+    ax = plt.gcf().axes[0]
+    lines = {line.get_label(): line.get_color() for line in ax.get_lines()}
+    bands = [mcolors.to_hex(c.get_facecolor()[0], keep_alpha=False) for c in ax.collections]
+    assert bands == [mcolors.to_hex(lines["a"]), mcolors.to_hex(lines["c"])]
+    plt.close("all")
