@@ -215,6 +215,7 @@ def main() -> None:
         parser.error("give either --run or --config with --levels")
     torch.set_num_threads(args.threads)
     train, test = load_dataset("fashion-mnist", "train"), load_dataset("fashion-mnist", "test")
+    train_x = train.x()  # the 60,000 images as float, once: training and the coarse judge both read them
     row: dict = {}
     if args.run:
         loaded = load_run(args.run)
@@ -223,14 +224,14 @@ def main() -> None:
     else:
         cfg = resolve_config([preset_or_path(args.config)], args.set)
         levels = [int(k) for k in args.levels.split(",")]
-        method, cpu, last = train_levels(cfg, levels, args.steps, args.seed, train.x(), train.y)
+        method, cpu, last = train_levels(cfg, levels, args.steps, args.seed, train_x, train.y)
         row.update(config=args.config, set=args.set, levels=levels, steps=args.steps, seed=args.seed,
                    train_cpu_s=round(cpu, 1), last50=last)
     shape = train.sample_shape
     flops = step_flops(cfg, shape)
     row["cost"] = {"gflop_per_step": round(flops / 1e9, 2),
                    "x_acgan": round(flops / step_flops(resolve_config([preset_or_path("acgan-fashion-mnist-paper")]), shape), 2)}
-    judge7 = coarse_judge(gaussian_pyramid(train.x(), method.K + 1)[-1], train.y, Path(args.cache))
+    judge7 = coarse_judge(gaussian_pyramid(train_x, method.K + 1)[-1], train.y, Path(args.cache))
     row.update(diagnose(method, train, test, judge7, args.n, args.judge_eval))
     print(json.dumps(row), flush=True)
 
