@@ -16,8 +16,9 @@ One JSON line with:
              judge" (an MLP trained on the real training set's I_K, cached in --cache) on them and
              on the real test I_K, its class histogram of the samples, and the mean within-class
              L2 distance of Ĩ_K next to the real I_K's;
-  msssim     within-class MS-SSIM (100 pairs per class) of each level's images Ĩ_k and of the real
-             I_k, both bilinearly upsampled to full size (CC-LAPGAN only: classes are needed);
+  msssim     within-class MS-SSIM (--pairs per class, 100 unless told) of each level's images Ĩ_k
+             and of the real I_k, both bilinearly upsampled to full size, their means and the gap
+             generated − real of each class (CC-LAPGAN only: classes are needed);
   noise      per level, the standard deviation over 8 draws of that level's noise at a fixed input
              (real l_k = u(I_{k+1}) and class for k < K, the class for K), averaged over pixels and
              200 inputs, next to the RMS of the real band h_k (and, for K, the real within-class
@@ -137,7 +138,7 @@ def upsample_to(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def diagnose(method, train, test, judge7: nn.Module, n: int, judge_eval: bool) -> dict:
+def diagnose(method, train, test, judge7: nn.Module, n: int, pairs: int, judge_eval: bool) -> dict:
     K, full = method.K, method.sizes[0]
     gen = torch.Generator().manual_seed(123)
     c = torch.arange(n) % NUM_CLASSES
@@ -152,10 +153,12 @@ def diagnose(method, train, test, judge7: nn.Module, n: int, judge_eval: bool) -
         "within_class_l2_gen": round(within_class_distance(images[-1], c if method.conditional else pred), 3),
         "within_class_l2_real": round(within_class_distance(real_pyr[-1], test.y[:n]), 3)}}
     if method.conditional:
-        out["msssim"] = {f"I{k}": {
-            "gen": round(float(class_msssim_pairs(upsample_to(images[k], full).clamp(-1, 1), c.numpy(), NUM_CLASSES, 100).mean()), 3),
-            "real": round(float(class_msssim_pairs(upsample_to(real_pyr[k], full), test.y[:n].numpy(), NUM_CLASSES, 100).mean()), 3)}
-            for k in range(K + 1)}
+        out["msssim"] = {}
+        for k in range(K + 1):
+            gen_k = class_msssim_pairs(upsample_to(images[k], full).clamp(-1, 1), c.numpy(), NUM_CLASSES, pairs).mean(1)
+            real_k = class_msssim_pairs(upsample_to(real_pyr[k], full), test.y[:n].numpy(), NUM_CLASSES, pairs).mean(1)
+            out["msssim"][f"I{k}"] = {"gen": round(float(gen_k.mean()), 3), "real": round(float(real_k.mean()), 3),
+                                      "gap_per_class": [round(float(g), 3) for g in gen_k - real_k]}
     noise, m = {}, 200
     cc = test.y[:m] if method.conditional else None
     for k in range(K + 1):
@@ -207,6 +210,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=2000, help="samples per diagnostic")
+    parser.add_argument("--pairs", type=int, default=100, help="MS-SSIM pairs per class")
     parser.add_argument("--judge-eval", action="store_true", help="the suite on the final and the real-coarse chains")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache", default="runs/lapgan-levels-cache", help="where the coarse judge is kept")
@@ -232,7 +236,7 @@ def main() -> None:
     row["cost"] = {"gflop_per_step": round(flops / 1e9, 2),
                    "x_acgan": round(flops / step_flops(resolve_config([preset_or_path("acgan-fashion-mnist-paper")]), shape), 2)}
     judge7 = coarse_judge(gaussian_pyramid(train_x, method.K + 1)[-1], train.y, Path(args.cache))
-    row.update(diagnose(method, train, test, judge7, args.n, args.judge_eval))
+    row.update(diagnose(method, train, test, judge7, args.n, args.pairs, args.judge_eval))
     print(json.dumps(row), flush=True)
 
 

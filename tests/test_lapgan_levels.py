@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -28,7 +29,10 @@ def test_levels_train_alone_and_the_diagnosis_reads_every_level():
     method, cpu, last = lapgan_levels.train_levels(cfg, [2], 3, 0, train.x(), train.y)
     assert cpu >= 0 and {"D2/loss", "G2/loss", "G2/mode_seeking"} <= set(last)
     judge7 = nn.Sequential(nn.Flatten(), nn.Linear(49, 10)).eval()
-    row = lapgan_levels.diagnose(method, train, test, judge7, n=200, judge_eval=False)
+    row = lapgan_levels.diagnose(method, train, test, judge7, n=200, pairs=100, judge_eval=False)
     assert set(row["msssim"]) == {"I0", "I1", "I2"} and set(row["noise"]) == {"level0", "level1", "level2"}
+    for level in row["msssim"].values():  # the per-class gaps average to the gap of the means
+        assert len(level["gap_per_class"]) == 10
+        assert sum(level["gap_per_class"]) / 10 == pytest.approx(level["gen"] - level["real"], abs=2e-3)
     assert sum(row["coarse"]["pred_class_hist"]) == 200
     assert 0 < row["noise"]["level2"]["std_over_z"] and 0 < row["noise"]["level0"]["rms_real"]
