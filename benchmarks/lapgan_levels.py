@@ -23,9 +23,10 @@ One JSON line with:
              (real l_k = u(I_{k+1}) and class for k < K, the class for K), averaged over pixels and
              200 inputs, next to the RMS of the real band h_k (and, for K, the real within-class
              standard deviation of I_K): near 0 means G_k ignores z_k;
-  chain      with --judge-eval: the suite's accuracy, FID and diversity (2000 samples, 50 MS-SSIM
-             pairs per class, judge features) of the final samples and of the finer levels run on
-             the real test images' I_K (the condition the finer levels were trained on);
+  chain      with --judge-eval: the suite's accuracy, FID and diversity (--n samples, 50 MS-SSIM
+             pairs per class, judge features; the per-class gaps generated − real) of the final
+             samples and of the finer levels run on the real test images' I_K (the condition the
+             finer levels were trained on);
   cost       FLOPs of one training step (all phases, forward and backward, FlopCounterMode) and
              the ratio to acgan-fashion-mnist-paper's; with --levels, the CPU seconds of the training.
 """
@@ -198,7 +199,11 @@ def suite(method, x: torch.Tensor, y: torch.Tensor, test, judge) -> dict:
     if np.bincount(y, minlength=NUM_CLASSES).min() < 11:  # 50 distinct pairs need 11 images
         metrics.remove("diversity")
     r = evaluate(x, y, test, judge=judge, metrics=metrics, options=EvalOptions(pairs=50, seed=0, progress=False))["metrics"]
-    return {k: round(r[k], 3) for k in ("accuracy", "fid", "msssim_gen_mean", "msssim_real_mean") if r.get(k) is not None}
+    out = {k: round(r[k], 3) for k in ("accuracy", "fid", "msssim_gen_mean", "msssim_real_mean") if r.get(k) is not None}
+    if "diversity" in metrics:
+        out["msssim_gap_per_class"] = [round(r[f"msssim_gen/class_{k}"] - r[f"msssim_real/class_{k}"], 3)
+                                       for k in range(NUM_CLASSES)]
+    return out
 
 
 def main() -> None:
