@@ -19,8 +19,7 @@ from condgan.errors import CheckpointError, ConfigError
 from condgan.methods import StepInputs, build_method
 from condgan.methods.diffaugment import POLICIES, color, cutout, diff_augment, translation
 from condgan.methods.gan import GAN, d_source_loss, g_source_loss
-from condgan.methods.recipe import (MODE_SEEKING_EPS, DiscriminatorTerms, GeneratorTerms, mode_seeking_ratio,
-                                   mode_seeking_ratios_per_condition, r1_penalty,
+from condgan.methods.recipe import (MODE_SEEKING_EPS, DiscriminatorTerms, GeneratorTerms, mode_seeking_ratio, r1_penalty,
                                    same_condition_pairs)
 from condgan.nets import DataSpec
 from condgan.run.checkpoint import list_checkpoints, load_checkpoint
@@ -80,8 +79,7 @@ def _step(method, spec=IMAGES, n=12, step=0, seed=1):
 def test_every_option_is_off_by_default():
     cfg = Config()
     assert cfg.recipe == RecipeConfig(spectral_norm="none", ema_decay=0.0, ema_start=0, ema_rampup=0.0, diffaugment="none",
-                                      r1_gamma=0.0, r1_interval=1, n_dis=1, mode_seeking=0.0,
-                                      mode_seeking_per="batch")
+                                      r1_gamma=0.0, r1_interval=1, n_dis=1, mode_seeking=0.0)
     assert not cfg.recipe.ema
     assert (cfg.method.d_source_loss, cfg.method.g_source_loss) == ("bce", "minimax")
     assert cfg.optim.betas("G") == cfg.optim.betas("D") == (0.5, 0.999)
@@ -104,7 +102,6 @@ def test_every_option_is_off_by_default():
     ("recipe.n_dis=0", "config field recipe.n_dis: expected a positive number, found 0"),
     ("recipe.n_dis=1.5", "config field recipe.n_dis: expected int, found 1.5"),
     ("recipe.mode_seeking=-1", "config field recipe.mode_seeking: expected >= 0.0, found -1.0"),
-    ("recipe.mode_seeking_per=sample", "config field recipe.mode_seeking_per: expected one of batch, class, found 'sample'"),
     ("optim.g_beta1=1.0", "config field optim.g_beta1: expected a value in [0, 1), found 1.0"),
     ("optim.d_beta2=-0.1", "config field optim.d_beta2: expected a value in [0, 1), found -0.1"),
     ("method.d_source_loss=wasserstein", "config field method.d_source_loss: expected one of bce, hinge"),
@@ -546,39 +543,6 @@ def test_same_condition_pairs_pair_each_sample_with_the_next_of_its_class():
     i, j = same_condition_pairs(torch.tensor([2, 0, 2, 1, 0, 2]))
     assert sorted(zip(i.tolist(), j.tolist())) == [(0, 2), (1, 4), (2, 5)]  # class 1 has one sample: no pair
     assert len(same_condition_pairs(torch.tensor([3]))[0]) == 0
-
-
-def test_mode_seeking_per_class_takes_one_ratio_per_class_by_hand():
-    # class 0: two pairs with |Δx| means 1 and 3 (2 per unit of |Δz| = 1); class 1: one pair, |Δx| 0.5, |Δz| 2
-    x1 = torch.tensor([[1.0, 1.0], [3.0, 3.0], [0.5, 0.5]])
-    x2 = torch.zeros(3, 2)
-    z1, z2 = torch.tensor([[1.0], [1.0], [2.0]]), torch.zeros(3, 1)
-    c = torch.tensor([0, 0, 1])
-    assert mode_seeking_ratios_per_condition(x1, x2, z1, z2, c).tolist() == pytest.approx([2.0, 0.25])
-    # the batch's one ratio: (1 + 3 + 0.5) / 3 over (1 + 1 + 2) / 3
-    assert float(mode_seeking_ratio(x1, x2, z1, z2)) == pytest.approx(4.5 / 4)
-
-
-def test_mode_seeking_per_class_weighs_each_class_alike():
-    """Class 0 varies 10× more than class 1: pooled, the batch's ratio hides class 1; per class, the term
-    is the mean of λ / r_c and its gradient reaches class 1's samples far more."""
-    z = torch.tensor([[0.0], [1.0], [0.0], [1.0]])
-    c = torch.tensor([0, 0, 1, 1])
-    scale = torch.tensor([[1.0], [1.0], [0.1], [0.1]], requires_grad=True)
-    fake = scale * z  # pairs (0, 1) and (2, 3): ratios 1 and 0.1
-    zero = torch.zeros(())
-    pooled, pooled_stats = GeneratorTerms(mode_seeking=1.0).of_batch(zero, {}, fake, z, c)
-    per_class, stats = GeneratorTerms(mode_seeking=1.0, per_class=True).of_batch(zero, {}, fake, z, c)
-    assert float(pooled.detach()) == pytest.approx(1 / (0.55 + MODE_SEEKING_EPS))
-    assert float(per_class.detach()) == pytest.approx((1 / (1 + MODE_SEEKING_EPS) + 1 / (0.1 + MODE_SEEKING_EPS)) / 2)
-    assert float(stats["G/mode_seeking"]) == pytest.approx(0.55) == float(pooled_stats["G/mode_seeking"])
-    (grad,) = torch.autograd.grad(per_class, scale, retain_graph=True)
-    (pooled_grad,) = torch.autograd.grad(pooled, scale)
-    assert abs(float(grad[3])) > 20 * abs(float(grad[1]))  # class 1's sample pushed hardest
-    assert float(pooled_grad[3]) == pytest.approx(float(pooled_grad[1]))  # pooled: alike
-    # unconditional (c None) or one class: the per-class term is the pooled one
-    one = GeneratorTerms(mode_seeking=1.0, per_class=True).of_batch(zero, {}, fake, z, None)[0]
-    assert float(one) == pytest.approx(float(GeneratorTerms(mode_seeking=1.0).of_batch(zero, {}, fake, z, None)[0]))
 
 
 class _ScaledG(nn.Module):

@@ -224,10 +224,6 @@ class RecipeConfig:
     # Mode seeking (Mao et al. 2019): weight λ of 1 / (mean|G(c,z1) − G(c,z2)| / mean|z1 − z2|) in G's
     # loss, which rewards samples that differ when the noise does; 0 = off (the authors use 1).
     mode_seeking: float = setting(0.0, at_least=0.0)
-    # Where the ratio is taken over a class-conditional batch: "batch", one ratio over all its
-    # same-class pairs (the authors' one draw per batch), or "class", one per class with the term the
-    # mean of λ / r_c, so a class of small pixel differences is not outweighed by the others.
-    mode_seeking_per: str = setting("batch", choices=("batch", "class"))
 
     @property
     def ema(self) -> bool:

@@ -110,7 +110,7 @@ def apply_recipe(method: Method, recipe: RecipeConfig, spec: DataSpec) -> Method
         if phase.role in SPECTRAL_NORM_ROLES[recipe.spectral_norm]:
             apply_spectral_norm(phase.module)
     d_terms = DiscriminatorTerms(policy, recipe.r1_gamma, recipe.r1_interval)
-    g_terms = GeneratorTerms(recipe.mode_seeking, per_class=recipe.mode_seeking_per == "class")
+    g_terms = GeneratorTerms(recipe.mode_seeking)
     for module in method.modules():
         if isinstance(module, Method):
             module.d_terms, module.g_terms = d_terms, g_terms

@@ -103,20 +103,6 @@ def mode_seeking_ratio(x1: torch.Tensor, x2: torch.Tensor, z1: torch.Tensor, z2:
     return (x1 - x2).abs().mean() / (z1 - z2).abs().mean()
 
 
-def mode_seeking_ratios_per_condition(x1: torch.Tensor, x2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor,
-                                      c: torch.Tensor) -> torch.Tensor:
-    """`mode_seeking_ratio` of each condition's pairs on its own: one ratio per value of `c` (the
-    pairs' shared condition) that has pairs, in ascending order of the condition."""
-    conditions, index = torch.unique(c, return_inverse=True)
-    dx = torch.zeros(len(conditions), dtype=x1.dtype, device=x1.device)
-    dz = torch.zeros(len(conditions), dtype=z1.dtype, device=z1.device)
-    # Within one condition every pair has the same number of elements, so the ratio of the sums of the
-    # per-pair means is the ratio of that condition's element means.
-    dx = dx.index_add(0, index, (x1 - x2).abs().flatten(1).mean(1))
-    dz = dz.index_add(0, index, (z1 - z2).abs().flatten(1).mean(1))
-    return dx / dz
-
-
 def same_condition_pairs(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (i, j) of the pairs of a batch's samples that share their condition `c` (integer
     classes or clusters): each sample with the next one of its condition in the batch, so a batch of
@@ -139,12 +125,10 @@ class GeneratorTerms:
     The authors draw a second batch under the same conditions. Where conditions are classes, a batch
     already holds such pairs, its samples of one class (`of_batch`), so here the term costs no G
     forward; a method whose conditions are one per sample (LAPGAN's low-pass images) makes the second
-    draws itself and calls `with_mode_seeking`. With `per_class` (`recipe.mode_seeking_per: class`)
-    `of_batch` takes one ratio per class and adds the mean of λ / (r_c + ε) over the classes.
+    draws itself and calls `with_mode_seeking`.
     """
 
     mode_seeking: float = 0.0
-    per_class: bool = False
 
     def with_mode_seeking(self, loss: torch.Tensor, stats: dict[str, torch.Tensor], x1: torch.Tensor,
                           x2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor,
@@ -159,15 +143,8 @@ class GeneratorTerms:
     def of_batch(self, loss: torch.Tensor, stats: dict[str, torch.Tensor], fake: torch.Tensor, z: torch.Tensor,
                  c: torch.Tensor | None, name: str = "G/mode_seeking") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """`with_mode_seeking` over the pairs of `fake` (made from noise `z`) that share their class
-        `c` (`same_condition_pairs`; `c` None: unconditional, every sample shares the condition).
-        With `per_class`, `loss` + the mean over the batch's classes of λ / (r_c + ε), r_c the ratio of
-        class c's pairs (`mode_seeking_ratios_per_condition`); logged is the mean of the r_c."""
+        `c` (`same_condition_pairs`; `c` None: unconditional, every sample shares the condition)."""
         if self.mode_seeking == 0:
             return loss, stats
-        c = torch.zeros(len(z), dtype=torch.long, device=z.device) if c is None else c
-        i, j = same_condition_pairs(c)
-        if not self.per_class or len(i) == 0:
-            return self.with_mode_seeking(loss, stats, fake[i], fake[j], z[i], z[j], name)
-        ratios = mode_seeking_ratios_per_condition(fake[i], fake[j], z[i], z[j], c[i])
-        term = (self.mode_seeking / (ratios + MODE_SEEKING_EPS)).mean()
-        return loss + term, {**stats, name: ratios.mean().detach()}
+        i, j = same_condition_pairs(torch.zeros(len(z), dtype=torch.long, device=z.device) if c is None else c)
+        return self.with_mode_seeking(loss, stats, fake[i], fake[j], z[i], z[j], name)
