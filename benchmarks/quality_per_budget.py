@@ -417,7 +417,10 @@ def figure(results: dict[str, list[dict]], path: Path) -> None:
         (line,) = ax.plot(cpu, fids.mean(0), marker="o", ms=3, label=entry)
         if len(rows) > 1:  # the band in its line's colour (fills draw from a colour cycle of their own)
             ax.fill_between(cpu, fids.min(0), fids.max(0), color=line.get_color(), alpha=0.15)
-    ax.set_xlabel("training CPU-minutes (process time, 2 threads)")
+    # one directory holds one machine (`check_one_setup`), so the first row's threads are every row's
+    machine = next(iter(results.values()))[0].get("machine")
+    threads = f", {machine['threads']} threads" if isinstance(machine, dict) else ""
+    ax.set_xlabel(f"training CPU-minutes (process time{threads})")
     ax.set_ylabel("FID in judge features (lower is better)")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)

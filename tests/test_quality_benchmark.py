@@ -94,4 +94,15 @@ def test_figure_draws_each_band_in_its_lines_colour(tmp_path):
     lines = {line.get_label(): line.get_color() for line in ax.get_lines()}
     bands = [mcolors.to_hex(c.get_facecolor()[0], keep_alpha=False) for c in ax.collections]
     assert bands == [mcolors.to_hex(lines["a"]), mcolors.to_hex(lines["c"])]
+    assert ax.get_xlabel() == "training CPU-minutes (process time)"  # rows that do not record their machine
+    plt.close("all")
+
+
+def test_figure_names_the_threads_the_results_ran_with(tmp_path):
+    import matplotlib.pyplot as plt
+
+    machine = {"cpu": "some CPU", "threads": 3, "torch": "2.13.0"}
+    rows = [{"machine": machine, "curve": [{"cpu_min": t, "fid": 10 / t} for t in (1.0, 2.0)]}]
+    qpb.figure({"a": rows}, tmp_path / "fig.png")
+    assert plt.gcf().axes[0].get_xlabel() == "training CPU-minutes (process time, 3 threads)"
     plt.close("all")
