@@ -115,6 +115,17 @@ def test_sampling_runs_coarse_to_fine_and_lapgan_ignores_classes():
     assert not torch.allclose(a, b), "CC-LAPGAN's samples depend on the class"
 
 
+@pytest.mark.parametrize("name", ["lapgan", "cclapgan"])
+def test_finer_discriminators_take_their_own_learning_rate(name):
+    """method.finer_d_lr_scale multiplies the finer D_k's rate; the coarsest D and every G keep theirs."""
+    cfg = resolve_config(overrides=[f"method.name={name}", "optim.d_lr=1e-3", "optim.g_lr=5e-4",
+                                    "method.finer_d_lr_scale=2"])
+    lrs = {p.name: p.lr for p in build_method(cfg, DataSpec((1, 28, 28), 10)).phases()}
+    assert lrs == pytest.approx({"D0": 2e-3, "D1": 2e-3, "D2": 1e-3, "G0": 5e-4, "G1": 5e-4, "G2": 5e-4})
+    default = resolve_config(overrides=[f"method.name={name}", "optim.d_lr=1e-3"])
+    assert {p.lr for p in build_method(default, DataSpec((1, 28, 28), 10)).phases() if p.role == "D"} == {1e-3}
+
+
 def test_each_level_reads_its_own_noise():
     """z_k moves level k and the finer ones, never a coarser one (the flat noise is split per level)."""
     m = small_method("cclapgan").eval()

@@ -12,7 +12,8 @@ Per level the objective is the GAN value function (paper eq. 1; eq. 2 adds the c
     G_k minimises  −BCE(D_k(fake), 0) = log(1 − D_k(fake))   (method.g_source_loss = minimax)
                 or  BCE(D_k(fake), 1) = −log D_k(fake)        (non_saturating; the official code's)
 with batch means; the paper's coin flip between a real and a generated h_k for each example is
-replaced by a batch of each. Phases D0, G0, …, DK, GK are data (`phases()`), one optimiser each.
+replaced by a batch of each. Phases D0, G0, …, DK, GK are data (`phases()`), one optimiser each;
+the finer D_k's rate is optim.d_lr × method.finer_d_lr_scale.
 The source terms follow `method.d_source_loss`/`g_source_loss` (hinge: methods/gan.py); every image D
 sees passes through the recipe's DiffAugment, and D's loss gains its R1 term (methods/recipe.py). DiffAugment
 augments the image D_k judges: I_K, or h_k + l_k at the finer levels. The recipe's mode-seeking term acts on
@@ -53,6 +54,10 @@ class LAPGANConfig(SourceLossConfig):
     # levels meet it by adding noise to their residuals (docs/quality.md, "Mode seeking"), so only
     # "all" puts it there.
     mode_seeking_levels: str = setting("coarsest", choices=("coarsest", "all"))
+    # The finer levels' D_k train at this multiple of optim.d_lr (the coarsest D at optim.d_lr): each
+    # level is its own GAN, and the convolutional D_k gain from a faster rate where the coarsest MLP
+    # D loses class accuracy (docs/methods-lapgan-selfcond.md, "Per-class diversity").
+    finer_d_lr_scale: float = setting(1.0, positive=True)
 
 
 @register_method_config
@@ -90,6 +95,7 @@ class LAPGAN(Method):
         )
         self.g_source_loss, self.d_source_loss = cfg.method.g_source_loss, cfg.method.d_source_loss
         self._lrs = (cfg.optim.d_lr, cfg.optim.g_lr)
+        self._finer_d_lr_scale = cfg.method.finer_d_lr_scale
         self.mode_seeking_finer = cfg.method.mode_seeking_levels == "all"
 
     # ------------------------------------------------------------------ noise and sampling
@@ -131,7 +137,8 @@ class LAPGAN(Method):
         d_lr, g_lr = self._lrs
         out = []
         for k in range(self.K + 1):
-            out += [Phase(f"D{k}", "D", self.D[k], d_lr, level=k), Phase(f"G{k}", "G", self.G[k], g_lr, level=k)]
+            d_lr_k = d_lr if k == self.K else d_lr * self._finer_d_lr_scale
+            out += [Phase(f"D{k}", "D", self.D[k], d_lr_k, level=k), Phase(f"G{k}", "G", self.G[k], g_lr, level=k)]
         return out
 
     def _real(self, k: int, step: StepInputs) -> torch.Tensor:
