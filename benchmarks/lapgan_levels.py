@@ -50,6 +50,7 @@ from condgan.data.base import images_to_unit_range, to_uint8_nhwc
 from condgan.evaluation.suite import EvalOptions, evaluate
 from condgan.methods import StepInputs, build_method
 from condgan.metrics.classifier import default_judge_path, load_judge
+from condgan.metrics.correlation import per_class_values
 from condgan.metrics.diversity import class_msssim_pairs
 from condgan.metrics.features import judge_extractor
 from condgan.nets import DataSpec
@@ -201,8 +202,8 @@ def suite(method, x: torch.Tensor, y: torch.Tensor, test, judge) -> dict:
     r = evaluate(x, y, test, judge=judge, metrics=metrics, options=EvalOptions(pairs=50, seed=0, progress=False))["metrics"]
     out = {k: round(r[k], 3) for k in ("accuracy", "fid", "msssim_gen_mean", "msssim_real_mean") if r.get(k) is not None}
     if "diversity" in metrics:
-        out["msssim_gap_per_class"] = [round(r[f"msssim_gen/class_{k}"] - r[f"msssim_real/class_{k}"], 3)
-                                       for k in range(NUM_CLASSES)]
+        gap = per_class_values(r, "msssim_gen") - per_class_values(r, "msssim_real")
+        out["msssim_gap_per_class"] = [round(float(g), 3) for g in gap]
     return out
 
 
