@@ -12,7 +12,7 @@ from condgan.config import preset_or_path, resolve_config
 from condgan.errors import ConfigError
 from condgan.methods import StepInputs, build_method
 from condgan.nets import DataSpec
-from condgan.nets.pyramid import (CoarseDiscriminator, downsample, gaussian_pyramid, laplacian_pyramid, level_sizes,
+from condgan.nets.pyramid import (CoarseDiscriminator, LevelDiscriminator, MinibatchStd, downsample, gaussian_pyramid, laplacian_pyramid, level_sizes,
                                   reconstruct, upsample)
 from condgan.report.pyramid import lapgan_chain
 from condgan.sampling import load_run
@@ -124,6 +124,51 @@ def test_finer_discriminators_take_their_own_learning_rate(name):
     assert lrs == pytest.approx({"D0": 2e-3, "D1": 2e-3, "D2": 1e-3, "G0": 5e-4, "G1": 5e-4, "G2": 5e-4})
     default = resolve_config(overrides=[f"method.name={name}", "optim.d_lr=1e-3"])
     assert {p.lr for p in build_method(default, DataSpec((1, 28, 28), 10)).phases() if p.role == "D"} == {1e-3}
+
+
+def test_minibatch_std_is_the_group_standard_deviation():
+    """Sample i of N joins group i mod N/g; its extra map is that group's std, averaged over features
+    and positions (hand-computed with numpy); a group of identical samples shows (almost) none."""
+    x = torch.randn(8, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+    x[1::4] = x[1]  # group 1 (samples 1, 5) holds one sample twice
+    out = MinibatchStd(group=2)(x)
+    assert out.shape == (8, 4, 2, 2) and torch.equal(out[:, :3], x)
+    a = x.numpy()
+    for i in range(8):
+        members = a[[i % 4, i % 4 + 4]]
+        expected = np.sqrt(members.var(axis=0) + 1e-8).mean()
+        np.testing.assert_allclose(out[i, 3].numpy(), np.full((2, 2), expected), rtol=1e-5)
+    assert out[1, 3, 0, 0] < 1e-3 < out[0, 3, 0, 0]
+    # 6 samples with groups of 4: the largest divisor below, 3
+    six = MinibatchStd(group=4)(x[:6])
+    expected = np.sqrt(a[:6].reshape(3, 2, 3, 2, 2).var(axis=0) + 1e-8).mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(six[:, 3, 0, 0].numpy(), np.tile(expected, 3), rtol=1e-5)
+
+
+def test_finer_discriminators_can_see_the_batch_spread():
+    """method.finer_d_minibatch_std puts the group statistic into every finer D_k (not the coarsest
+    D): its logit then depends on the other samples of the batch; off, D_k's parameters are as before
+    (checkpoints of earlier runs load)."""
+    off = small_method("cclapgan")
+    on = small_method("cclapgan", "method.finer_d_minibatch_std=4")
+    for k in range(off.K):
+        shapes_off = {n: p.shape for n, p in off.D[k].named_parameters()}
+        shapes_on = {n: p.shape for n, p in on.D[k].named_parameters()}
+        assert shapes_off.keys() == shapes_on.keys()
+        assert shapes_on["logit.weight"][1] > shapes_off["logit.weight"][1]
+        assert any(isinstance(layer, MinibatchStd) for layer in on.D[k].body)
+        assert not any(isinstance(layer, MinibatchStd) for layer in off.D[k].body)
+    assert {n: p.shape for n, p in off.D[off.K].named_parameters()} == {n: p.shape for n, p in on.D[on.K].named_parameters()}
+    gen = torch.Generator().manual_seed(1)
+    h, low, c = torch.randn(4, 1, 28, 28, generator=gen), torch.randn(4, 1, 28, 28, generator=gen), torch.arange(4)
+    other = h.clone()
+    other[3] = torch.randn(1, 28, 28, generator=gen)  # another member of sample 0's group changes
+    with torch.no_grad():
+        for method, depends in ((on, True), (off, False)):
+            d = method.D[0].eval()
+            assert torch.allclose(d(h, low, c)[0], d(other, low, c)[0]) != depends
+    with pytest.raises(ConfigError, match="finer_d_minibatch_std"):
+        resolve_config(overrides=["method.name=cclapgan", "method.finer_d_minibatch_std=-1"])
 
 
 def test_each_level_reads_its_own_noise():

@@ -58,6 +58,10 @@ class LAPGANConfig(SourceLossConfig):
     # level is its own GAN, and the convolutional D_k gain from a faster rate where the coarsest MLP
     # D loses class accuracy (docs/methods-lapgan-selfcond.md, "Per-class diversity").
     finer_d_lr_scale: float = setting(1.0, positive=True)
+    # Group size of the minibatch standard-deviation feature in the finer D_k (nets.pyramid.MinibatchStd;
+    # 4 in ProGAN and StyleGAN2), 0: none. Real and generated batches are judged apart, so each group
+    # holds one kind.
+    finer_d_minibatch_std: int = setting(0, at_least=0)
 
 
 @register_method_config
@@ -90,7 +94,8 @@ class LAPGAN(Method):
             + [CoarseGenerator(m.z_dim, channels, self.sizes[-1], num_classes, m.hidden)]
         )
         self.D = nn.ModuleList(
-            [LevelDiscriminator(channels, s, num_classes, m.d_channels, m.dropout) for s in self.sizes[:-1]]
+            [LevelDiscriminator(channels, s, num_classes, m.d_channels, m.dropout, cfg.method.finer_d_minibatch_std)
+             for s in self.sizes[:-1]]
             + [CoarseDiscriminator(channels, self.sizes[-1], num_classes, m.hidden, m.dropout)]
         )
         self.g_source_loss, self.d_source_loss = cfg.method.g_source_loss, cfg.method.d_source_loss

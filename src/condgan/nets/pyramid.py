@@ -20,6 +20,8 @@ Level networks follow the official CIFAR-10 coarse-to-fine scripts (train_cifar_
 - D_k (k < K): the residual is added to the low-pass image before the first layer (paper §3.3:
   "l_k ... is explicitly added to h_k or h̃_k before the first convolution layer"), a class plane
   is concatenated (CC); convolutions 5×5 and 5×5 stride 2 with ReLU, dropout, a linear logit.
+  With a minibatch-std group (method.finer_d_minibatch_std), one more feature map before the logit:
+  the features' standard deviation over groups of samples (`MinibatchStd`).
 - The coarsest level is a fully connected GAN (paper §4: the 8×8 CIFAR level is fully connected).
 The class plane is Linear(one-hot c) → ReLU reshaped to one H×W map, as in the official CC scripts;
 the coarsest D takes the class through a projection term instead (`CoarseDiscriminator`).
@@ -119,20 +121,44 @@ class LevelGenerator(nn.Module):
         return self.net(torch.cat(inputs, dim=1))
 
 
-class LevelDiscriminator(nn.Module):
-    """D_k(h_k, l_k[, c]) → logit for a finer level; sees h_k + l_k (paper §3.3) and the class plane."""
+class MinibatchStd(nn.Module):
+    """The minibatch standard-deviation feature (Karras et al. 2018, "Progressive Growing of GANs",
+    §3; group form of StyleGAN2's discriminator): the batch is cut into groups of `group` samples
+    (sample i in group i mod N/g), each feature's standard deviation at each position is taken over
+    its group, averaged over features and positions, and appended to every sample of the group as one
+    constant feature map. A D that sees only one sample at a time cannot tell that a generator makes
+    the same texture for every condition; this statistic shows it. Where the batch does not divide by
+    `group`, the group is the largest divisor of the batch below it (1: the map is a constant)."""
 
-    def __init__(self, channels: int, size: int, num_classes: int, width: int = 64, dropout: float = 0.0) -> None:
+    def __init__(self, group: int) -> None:
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        g = max(d for d in range(1, min(self.group, n) + 1) if n % d == 0)
+        y = x.reshape(g, n // g, *x.shape[1:])
+        std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # one per group
+        return torch.cat([x, std.view(1, -1, 1, 1, 1).expand(g, -1, 1, h, w).reshape(n, 1, h, w)], dim=1)
+
+
+class LevelDiscriminator(nn.Module):
+    """D_k(h_k, l_k[, c]) → logit for a finer level; sees h_k + l_k (paper §3.3) and the class plane.
+    `minibatch_std` > 0: the last feature maps gain `MinibatchStd` over groups of that size."""
+
+    def __init__(self, channels: int, size: int, num_classes: int, width: int = 64, dropout: float = 0.0,
+                 minibatch_std: int = 0) -> None:
         super().__init__()
         self.class_plane = ClassPlane(num_classes, size) if num_classes else None
         planes = channels + (1 if num_classes else 0)
         out = ((size - 4) - 5) // 2 + 1  # 5×5 valid, then 5×5 stride 2 valid
+        stats = [MinibatchStd(minibatch_std)] if minibatch_std else []  # parameter-free: old checkpoints load
         self.body = nn.Sequential(
             nn.Conv2d(planes, width, 5), nn.ReLU(True),
             nn.Conv2d(width, width, 5, stride=2), nn.ReLU(True),
-            nn.Flatten(), nn.Dropout(dropout),
+            *stats, nn.Flatten(), nn.Dropout(dropout),
         )
-        self.logit = nn.Linear(width * out * out, 1)
+        self.logit = nn.Linear((width + len(stats)) * out * out, 1)
 
     def forward(self, h: torch.Tensor, low: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         inputs = [h + low]
