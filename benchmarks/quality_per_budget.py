@@ -72,6 +72,9 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     "reacgan": ("reacgan-fashion-mnist", []),
     "lapgan": ("lapgan-fashion-mnist", []),
     "cclapgan": ("cclapgan-fashion-mnist", []),
+    # the finer D_k at twice the rate, or with the minibatch-std feature (docs/methods-lapgan-selfcond.md)
+    "cclapgan-finer-d2": ("cclapgan-fashion-mnist", ["method.finer_d_lr_scale=2"]),
+    "cclapgan-mbstd": ("cclapgan-fashion-mnist", ["method.finer_d_minibatch_std=4"]),
     "plain-loop": ("acgan-fashion-mnist-paper", []),
     # SN on D, hinge, G-EMA ramped up (the curve and the final samples come from the average), DiffAugment
     # translation, betas (0, 0.999): docs/quality.md
@@ -346,6 +349,7 @@ COLUMNS: list[tuple[str, Callable[[dict], float | None]]] = [
     ("precision", lambda m: m.get("precision")),
     ("recall", lambda m: m.get("recall")),
     ("classes MS-SSIM > real + 0.02", _classes_less_diverse),
+    ("largest class MS-SSIM gap", _worst_msssim_gap),
     ("CAS", lambda m: m.get("cas")),
 ]
 

@@ -106,3 +106,17 @@ def test_figure_names_the_threads_the_results_ran_with(tmp_path):
     qpb.figure({"a": rows}, tmp_path / "fig.png")
     assert plt.gcf().axes[0].get_xlabel() == "training CPU-minutes (process time, 3 threads)"
     plt.close("all")
+
+
+def test_table_reports_each_entrys_largest_class_msssim_gap(capsys):
+    """The table's gap column is the largest |generated − real| MS-SSIM over the classes, whichever
+    side it falls on (CC-LAPGAN's target), as a mean over seeds."""
+    def row(gen, real):
+        metrics = {f"msssim_gen/class_{c}": g for c, g in enumerate(gen)}
+        metrics.update({f"msssim_real/class_{c}": r for c, r in enumerate(real)})
+        return {"steps": 10, "metrics": metrics}
+
+    qpb.table({"cclapgan": [row([0.50, 0.60], [0.50, 0.45]), row([0.30, 0.40], [0.35, 0.40])]})
+    header, _, line = capsys.readouterr().out.strip().splitlines()
+    cells = dict(zip(header.split(" | "), line.split(" | ")))
+    assert cells["largest class MS-SSIM gap"] == "0.100 ± 0.071"
