@@ -171,6 +171,35 @@ def test_finer_discriminators_can_see_the_batch_spread():
         resolve_config(overrides=["method.name=cclapgan", "method.finer_d_minibatch_std=-1"])
 
 
+def test_layer_noise_starts_at_zero_and_learns_its_scale():
+    """method.finer_g_layer_noise adds z_k to both hidden layers of every finer G_k with per-map weights
+    that start at zero: at first G_k computes what it computed without them, the weights get a
+    gradient, and once they are not zero the residual moves with z_k more. Off, the parameters are as
+    before (checkpoints of earlier runs load)."""
+    off = small_method("cclapgan")
+    on = small_method("cclapgan", "method.finer_g_layer_noise=true")
+    for k in range(off.K):
+        names_off = {n for n, _ in off.G[k].named_parameters()}
+        names_on = {n for n, _ in on.G[k].named_parameters()}
+        assert names_on - names_off == {"noise_weights.0", "noise_weights.1"}
+        assert off.G[k].noise_weights is None
+    g = on.G[0]
+    g.load_state_dict(off.G[0].state_dict(), strict=False)
+    gen = torch.Generator().manual_seed(2)
+    size = on.sizes[0]
+    z, low, c = torch.randn(4, size * size, generator=gen), torch.randn(4, 1, size, size, generator=gen), torch.arange(4)
+    assert torch.allclose(g(z, low, c), off.G[0](z, low, c))
+    g(z, low, c).square().sum().backward()
+    assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in g.noise_weights)
+    other_z = torch.randn(4, size * size, generator=gen)
+    with torch.no_grad():
+        spread_before = (g(z, low, c) - g(other_z, low, c)).abs().mean()
+        for w in g.noise_weights:
+            w.fill_(1.0)
+        spread_after = (g(z, low, c) - g(other_z, low, c)).abs().mean()
+    assert spread_after > spread_before
+
+
 def test_each_level_reads_its_own_noise():
     """z_k moves level k and the finer ones, never a coarser one (the flat noise is split per level)."""
     m = small_method("cclapgan").eval()

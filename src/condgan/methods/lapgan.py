@@ -62,6 +62,10 @@ class LAPGANConfig(SourceLossConfig):
     # 4 in ProGAN and StyleGAN2), 0: none. Real and generated batches are judged apart, so each group
     # holds one kind.
     finer_d_minibatch_std: int = setting(0, at_least=0)
+    # The finer G_k also add their noise plane to each hidden layer, scaled per feature map by a learnt
+    # weight from zero (nets.pyramid.LevelGenerator): a G_k that ignores its input plane (std over z
+    # 0.03, docs/methods-lapgan-selfcond.md) gets the noise where its texture is made.
+    finer_g_layer_noise: bool = False
 
 
 @register_method_config
@@ -90,7 +94,7 @@ class LAPGAN(Method):
         self.K = len(self.sizes) - 1
         m = cfg.model
         self.G = nn.ModuleList(
-            [LevelGenerator(channels, s, num_classes, m.g_channels) for s in self.sizes[:-1]]
+            [LevelGenerator(channels, s, num_classes, m.g_channels, cfg.method.finer_g_layer_noise) for s in self.sizes[:-1]]
             + [CoarseGenerator(m.z_dim, channels, self.sizes[-1], num_classes, m.hidden)]
         )
         self.D = nn.ModuleList(

@@ -17,6 +17,7 @@ builds its coarse images with Torch's bilinear `image.scale` in the same way.
 Level networks follow the official CIFAR-10 coarse-to-fine scripts (train_cifar_coarse_to_fine*.lua):
 - G_k (k < K): input planes [noise plane z_k, l_k = u(I_{k+1}), (CC) class plane]; three
   same-size convolutions 7×7, 7×7, 5×5 with ReLU between; a linear output, the residual h̃_k.
+  With method.finer_g_layer_noise, z_k is also added to both hidden layers with a learnt scale.
 - D_k (k < K): the residual is added to the low-pass image before the first layer (paper §3.3:
   "l_k ... is explicitly added to h_k or h̃_k before the first convolution layer"), a class plane
   is concatenated (CC); convolutions 5×5 and 5×5 stride 2 with ReLU, dropout, a linear logit.
@@ -100,9 +101,13 @@ class ClassPlane(nn.Module):
 
 
 class LevelGenerator(nn.Module):
-    """G_k(z_k, l_k[, c]) → h̃_k for a finer level: noise plane + low-pass image (+ class plane) in."""
+    """G_k(z_k, l_k[, c]) → h̃_k for a finer level: noise plane + low-pass image (+ class plane) in.
+    `layer_noise`: the noise plane is also added to the output of each hidden convolution, scaled per
+    feature map by a learnt weight that starts at zero (the noise inputs of StyleGAN, Karras et al.
+    2019, §2 — here the level's own z_k rather than fresh noise, so a sample stays a function of its
+    z and fixed-z grids and interpolations keep working)."""
 
-    def __init__(self, channels: int, size: int, num_classes: int, width: int = 64) -> None:
+    def __init__(self, channels: int, size: int, num_classes: int, width: int = 64, layer_noise: bool = False) -> None:
         super().__init__()
         self.size = size
         self.class_plane = ClassPlane(num_classes, size) if num_classes else None
@@ -112,13 +117,23 @@ class LevelGenerator(nn.Module):
             nn.Conv2d(width, width, 7, padding=3), nn.ReLU(True),
             nn.Conv2d(width, channels, 5, padding=2),
         )
+        # one weight per feature map of each hidden convolution; absent when off, so old checkpoints load
+        self.noise_weights = nn.ParameterList([nn.Parameter(torch.zeros(width)) for _ in range(2)]) if layer_noise else None
 
     def forward(self, z: torch.Tensor, low: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """`z`: N×size² noise (one plane), `low`: N×C×size×size = u(I_{k+1}); returns the residual."""
-        inputs = [z.view(-1, 1, self.size, self.size), low]
+        plane = z.view(-1, 1, self.size, self.size)
+        inputs = [plane, low]
         if self.class_plane is not None:
             inputs.append(self.class_plane(c, low.dtype))
-        return self.net(torch.cat(inputs, dim=1))
+        x = torch.cat(inputs, dim=1)
+        if self.noise_weights is None:
+            return self.net(x)
+        for i, layer in enumerate(self.net):
+            x = layer(x)
+            if i in (0, 2):  # the two hidden convolutions, before their ReLU
+                x = x + self.noise_weights[i // 2].view(1, -1, 1, 1) * plane
+        return x
 
 
 class MinibatchStd(nn.Module):
