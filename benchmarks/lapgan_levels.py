@@ -27,7 +27,7 @@ One JSON line with:
              pairs per class, judge features; the per-class gaps generated − real) of the final
              samples and of the finer levels run on the real test images' I_K (the condition the
              finer levels were trained on);
-  cost       FLOPs of one training step (all phases, forward and backward, FlopCounterMode) and
+  cost       FLOPs of one training step (all phases, forward and backward, condgan.bench.flops) and
              the ratio to acgan-fashion-mnist-paper's; with --levels, the CPU seconds of the training.
 """
 
@@ -42,8 +42,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
+from condgan.bench.flops import count_flops
 from condgan.config import Config, preset_or_path, resolve_config
 from condgan.data import load_dataset
 from condgan.data.base import images_to_unit_range, to_uint8_nhwc
@@ -67,10 +67,7 @@ def step_flops(cfg: Config, shape: tuple[int, ...]) -> int:
     gen = torch.Generator().manual_seed(0)
     step = StepInputs(torch.rand(b, *shape, generator=gen) * 2 - 1, torch.randint(0, NUM_CLASSES, (b,), generator=gen),
                       torch.arange(b), method.latent(b, generator=gen), method.sample_classes(b, generator=gen), step=0)
-    with FlopCounterMode(display=False) as counter:
-        for phase in method.phases():
-            method.loss(phase, step)[0].backward(retain_graph=True)
-    return counter.get_total_flops()
+    return count_flops(lambda: [method.loss(phase, step)[0].backward(retain_graph=True) for phase in method.phases()])
 
 
 def train_levels(cfg: Config, levels: list[int], steps: int, seed: int, train_x: torch.Tensor,

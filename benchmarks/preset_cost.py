@@ -3,7 +3,7 @@
 For each preset (its nets and batch as shipped; 10 classes per model, as the paper's models):
 G's and D's forward FLOPs per image and the FLOPs of one whole training step (both phases,
 forward and backward, with the loop's frozen parameters) are counted by
-torch.utils.flop_counter.FlopCounterMode on the meta device (shapes only, nothing is computed, so
+torch.utils.flop_counter.FlopCounterMode (condgan.bench.flops) on the meta device (shapes only, nothing is computed, so
 the count takes a second). A multiply-add counts 2 FLOPs. Hours = steps × FLOP/step / (the GPU's
 dense bf16 peak × the assumed utilisation); the default is 40% of an A100's 312 TFLOP/s, an
 assumption, not a measurement (benchmarks/gpu_check.sh measures images/s on a real GPU).
@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
+from condgan.bench.flops import count_flops
 from condgan.config import PRESET_DIR, resolve_config
 from condgan.methods import StepInputs, build_method
 from condgan.nets import DataSpec
@@ -28,20 +28,14 @@ PRESETS = {"acgan-cifar10-paper": (3, 32, 32), "acgan-imagenet-paper": (3, 128, 
 CLASSES = 10  # per model: CIFAR-10's classes; one of the paper's 100 ImageNet models
 
 
-def _flops(fn) -> int:
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
-
-
 def preset_cost(preset: str) -> dict[str, float]:
     """Forward FLOPs per image of G and D, FLOPs per training step, steps, batch and images of `preset`."""
     cfg = resolve_config([PRESET_DIR / f"{preset}.yaml"])
     shape, b = PRESETS[preset], cfg.train.batch_size
     method = build_method(cfg, DataSpec(shape, CLASSES, 1000)).to("meta")
     z, c = method.latent(1, device="meta"), torch.zeros(1, dtype=torch.long, device="meta")
-    g = _flops(lambda: method.generate(z, c))
-    d = _flops(lambda: method.D(torch.empty(1, *shape, device="meta")))
+    g = count_flops(lambda: method.generate(z, c))
+    d = count_flops(lambda: method.D(torch.empty(1, *shape, device="meta")))
     step_in = StepInputs(torch.empty(b, *shape, device="meta"), torch.zeros(b, dtype=torch.long, device="meta"),
                          torch.arange(b, device="meta"), method.latent(b, device="meta"),
                          torch.zeros(b, dtype=torch.long, device="meta"), 0)
@@ -54,7 +48,7 @@ def preset_cost(preset: str) -> dict[str, float]:
                 q.requires_grad_(id(q) in owned)
             method.loss(phase, step_in)[0].backward()
 
-    return {"g": g, "d": d, "step": _flops(step), "steps": cfg.train.steps, "batch": b,
+    return {"g": g, "d": d, "step": count_flops(step), "steps": cfg.train.steps, "batch": b,
             "images": cfg.train.steps * b}
 
 

@@ -16,7 +16,7 @@ consumed, per second of wall time and per second of this process's CPU time. On 
 the CPU-time rate is the comparable one (other users' load stretches wall time, not the CPU time
 a computation needs), so the speed-up is computed from it; run with `--threads 1` there so that
 CPU time is not inflated by OpenMP threads spinning while waiting for a core. Achieved FLOP/s = FLOPs of one training step (counted with
-torch.utils.flop_counter.FlopCounterMode: forward and backward matmuls/convolutions) × steps/s,
+torch.utils.flop_counter.FlopCounterMode via condgan.bench.flops: forward and backward matmuls/convolutions) × steps/s,
 against the machine's measured float32 matmul ceiling (2048² `torch.mm`, same threads).
 Peak RSS is that of a separate `condgan train --data fashion-mnist` process with the defaults
 (ru_maxrss of the child).
@@ -43,8 +43,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
+from condgan.bench.flops import count_flops
 from condgan.config import Config, resolve_config
 from condgan.data import LabelledData
 from condgan.data.storage import TrainingData
@@ -143,7 +143,8 @@ def step_flops(cfg: Config, data: LabelledData) -> int:
     idx = torch.arange(b)
     inputs = StepInputs(data.x(idx), data.y[idx], idx, method.latent(b), method.sample_classes(b), 0)
     phases = method.phases()
-    with FlopCounterMode(display=False) as counter:
+
+    def one_step() -> None:
         for i, phase in enumerate(phases):
             # As the loop does: parameters no phase from i on updates are frozen (no weight gradients).
             owned = {id(q) for p in phases[i:] for q in p.module.parameters()}
@@ -151,7 +152,8 @@ def step_flops(cfg: Config, data: LabelledData) -> int:
                 q.requires_grad_(id(q) in owned)
             loss, _ = method.loss(phase, inputs)
             loss.backward()
-    return counter.get_total_flops()
+
+    return count_flops(one_step)
 
 
 def matmul_ceiling(seconds: float = 3.0, n: int = 2048) -> float:
