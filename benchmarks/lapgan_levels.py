@@ -67,7 +67,12 @@ def step_flops(cfg: Config, shape: tuple[int, ...]) -> int:
     gen = torch.Generator().manual_seed(0)
     step = StepInputs(torch.rand(b, *shape, generator=gen) * 2 - 1, torch.randint(0, NUM_CLASSES, (b,), generator=gen),
                       torch.arange(b), method.latent(b, generator=gen), method.sample_classes(b, generator=gen), step=0)
-    return count_flops(lambda: [method.loss(phase, step)[0].backward(retain_graph=True) for phase in method.phases()])
+
+    def every_phase() -> None:
+        for phase in method.phases():
+            method.loss(phase, step)[0].backward(retain_graph=True)
+
+    return count_flops(every_phase)
 
 
 def train_levels(cfg: Config, levels: list[int], steps: int, seed: int, train_x: torch.Tensor,

@@ -19,7 +19,7 @@ import argparse
 
 import torch
 
-from condgan.bench.flops import count_flops
+from condgan.bench.flops import count_flops, training_step_flops
 from condgan.config import PRESET_DIR, resolve_config
 from condgan.methods import StepInputs, build_method
 from condgan.nets import DataSpec
@@ -39,16 +39,7 @@ def preset_cost(preset: str) -> dict[str, float]:
     step_in = StepInputs(torch.empty(b, *shape, device="meta"), torch.zeros(b, dtype=torch.long, device="meta"),
                          torch.arange(b, device="meta"), method.latent(b, device="meta"),
                          torch.zeros(b, dtype=torch.long, device="meta"), 0)
-    phases = method.phases()
-
-    def step() -> None:
-        for i, phase in enumerate(phases):
-            owned = {id(q) for p in phases[i:] for q in p.module.parameters()}  # as the loop freezes them
-            for q in method.parameters():
-                q.requires_grad_(id(q) in owned)
-            method.loss(phase, step_in)[0].backward()
-
-    return {"g": g, "d": d, "step": count_flops(step), "steps": cfg.train.steps, "batch": b,
+    return {"g": g, "d": d, "step": training_step_flops(method, step_in), "steps": cfg.train.steps, "batch": b,
             "images": cfg.train.steps * b}
 
 

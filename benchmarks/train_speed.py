@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from condgan.bench.flops import count_flops
+from condgan.bench.flops import training_step_flops
 from condgan.config import Config, resolve_config
 from condgan.data import LabelledData
 from condgan.data.storage import TrainingData
@@ -142,18 +142,7 @@ def step_flops(cfg: Config, data: LabelledData) -> int:
     b = cfg.train.batch_size
     idx = torch.arange(b)
     inputs = StepInputs(data.x(idx), data.y[idx], idx, method.latent(b), method.sample_classes(b), 0)
-    phases = method.phases()
-
-    def one_step() -> None:
-        for i, phase in enumerate(phases):
-            # As the loop does: parameters no phase from i on updates are frozen (no weight gradients).
-            owned = {id(q) for p in phases[i:] for q in p.module.parameters()}
-            for q in method.parameters():
-                q.requires_grad_(id(q) in owned)
-            loss, _ = method.loss(phase, inputs)
-            loss.backward()
-
-    return count_flops(one_step)
+    return training_step_flops(method, inputs)
 
 
 def matmul_ceiling(seconds: float = 3.0, n: int = 2048) -> float:

@@ -9,9 +9,12 @@ scope; where a torch version has no such tracker, the counter is used as it is.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from torch.utils.flop_counter import FlopCounterMode
+
+if TYPE_CHECKING:
+    from condgan.methods import Method, StepInputs
 
 
 class _GlobalScopeOnly:
@@ -34,3 +37,19 @@ def count_flops(fn: Callable[[], object]) -> int:
     with counter:
         fn()
     return counter.get_total_flops()
+
+
+def training_step_flops(method: "Method", inputs: "StepInputs") -> int:
+    """FLOPs of one training step as the loop runs it: every phase's loss, forward and backward, with
+    the parameters that no phase from i on updates frozen while phase i runs (so G's phase
+    backpropagates through D without D's weight gradients)."""
+    phases = method.phases()
+
+    def step() -> None:
+        for i, phase in enumerate(phases):
+            owned = {id(q) for p in phases[i:] for q in p.module.parameters()}
+            for q in method.parameters():
+                q.requires_grad_(id(q) in owned)
+            method.loss(phase, inputs)[0].backward()
+
+    return count_flops(step)
