@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from condgan.bench.flops import count_flops
+from condgan.bench.flops import training_step_flops
 from condgan.config import Config, preset_or_path, resolve_config
 from condgan.data import load_dataset
 from condgan.data.base import images_to_unit_range, to_uint8_nhwc
@@ -61,18 +61,13 @@ NUM_CLASSES = 10
 
 
 def step_flops(cfg: Config, shape: tuple[int, ...]) -> int:
-    """FLOPs of one training step of `cfg`'s method: every phase's loss, forward and backward."""
+    """FLOPs of one training step of `cfg`'s method as the loop runs it (condgan.bench.flops)."""
     method = build_method(cfg, DataSpec(shape, NUM_CLASSES)).train()
     b = cfg.train.batch_size
     gen = torch.Generator().manual_seed(0)
     step = StepInputs(torch.rand(b, *shape, generator=gen) * 2 - 1, torch.randint(0, NUM_CLASSES, (b,), generator=gen),
                       torch.arange(b), method.latent(b, generator=gen), method.sample_classes(b, generator=gen), step=0)
-
-    def every_phase() -> None:
-        for phase in method.phases():
-            method.loss(phase, step)[0].backward(retain_graph=True)
-
-    return count_flops(every_phase)
+    return training_step_flops(method, step)
 
 
 def train_levels(cfg: Config, levels: list[int], steps: int, seed: int, train_x: torch.Tensor,
