@@ -200,6 +200,33 @@ def test_layer_noise_starts_at_zero_and_learns_its_scale():
     assert spread_after > spread_before
 
 
+def test_noise_vector_is_tiled_and_moves_the_residual_with_the_image():
+    """method.finer_noise_dim: d makes each finer z_k a vector of d values, fed as d constant maps.
+    The latent shrinks to z_K + d per finer level; on a constant low-pass image (and no class) the
+    residual is the same away from the borders whatever z_k is spatially (LAPGAN: no class plane,
+    which varies over the image); z_k changes the residual; with the layer noise (which adds a plane)
+    it is refused."""
+    m = small_method("lapgan", "method.finer_noise_dim=4").eval()
+    assert [p.shape[1] for p in m._split(m.latent(2))] == [4, 4, 8]
+    g, size = m.G[0], m.sizes[0]
+    gen = torch.Generator().manual_seed(3)
+    z, other = torch.randn(2, 4, generator=gen), torch.randn(2, 4, generator=gen)
+    flat = torch.full((2, 1, size, size), 0.3)
+    with torch.no_grad():
+        h = g(z, flat, None)
+        inner = h[:, :, 8:-8, 8:-8]  # beyond the 7+7+5 receptive field's reach of the zero padding
+        assert torch.allclose(inner, inner[:, :, :1, :1].expand_as(inner), atol=1e-6)
+        assert not torch.allclose(g(z, flat, None), g(other, flat, None))
+    full = small_method("cclapgan", "method.finer_noise_dim=4")
+    with torch.no_grad():
+        out = full.generate(full.latent(3, generator=gen), torch.tensor([0, 5, 9]))
+    assert out.shape == (3, 1, 28, 28) and torch.isfinite(out).all()
+    with pytest.raises(ConfigError, match="finer_noise_dim"):
+        small_method("cclapgan", "method.finer_noise_dim=4", "method.finer_g_layer_noise=true")
+    with pytest.raises(ConfigError, match="finer_noise_dim"):
+        resolve_config(overrides=["method.name=cclapgan", "method.finer_noise_dim=-1"])
+
+
 def test_each_level_reads_its_own_noise():
     """z_k moves level k and the finer ones, never a coarser one (the flat noise is split per level)."""
     m = small_method("cclapgan").eval()

@@ -21,7 +21,8 @@ G_K's output and noise z_K, and with `method.mode_seeking_levels: all` on every 
 
 Sampling runs coarse to fine (paper eq. 4): Ĩ_K = G_K(z_K), Ĩ_k = u(Ĩ_{k+1}) + G_k(z_k, u(Ĩ_{k+1})).
 The noise of all levels is one flat vector per sample (`latent`): z_K (model.z_dim) followed by one
-Gaussian noise plane per finer level (the official code uses one uniform plane per level).
+Gaussian noise plane per finer level (the official code uses one uniform plane per level), or with
+`method.finer_noise_dim` one short Gaussian vector per finer level, tiled over its image.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ class LAPGANConfig(SourceLossConfig):
     # weight from zero (nets.pyramid.LevelGenerator): a G_k that ignores its input plane (std over z
     # 0.03, docs/methods-lapgan-selfcond.md) gets the noise where its texture is made.
     finer_g_layer_noise: bool = False
+    # 0: each finer G_k draws one Gaussian plane of per-pixel noise (the paper's); d > 0: a Gaussian
+    # vector of d values tiled over the image (nets.pyramid.LevelGenerator; 8 in BicycleGAN), with
+    # which the recipe's mode-seeking term on the finer levels cannot be met by adding pixel noise.
+    finer_noise_dim: int = setting(0, at_least=0)
 
 
 @register_method_config
@@ -94,7 +99,8 @@ class LAPGAN(Method):
         self.K = len(self.sizes) - 1
         m = cfg.model
         self.G = nn.ModuleList(
-            [LevelGenerator(channels, s, num_classes, m.g_channels, cfg.method.finer_g_layer_noise) for s in self.sizes[:-1]]
+            [LevelGenerator(channels, s, num_classes, m.g_channels, cfg.method.finer_g_layer_noise, cfg.method.finer_noise_dim)
+             for s in self.sizes[:-1]]
             + [CoarseGenerator(m.z_dim, channels, self.sizes[-1], num_classes, m.hidden)]
         )
         self.D = nn.ModuleList(
@@ -110,16 +116,21 @@ class LAPGAN(Method):
     # ------------------------------------------------------------------ noise and sampling
 
     @property
+    def _finer_noise_sizes(self) -> list[int]:
+        """Length of z_k for the finer levels 0 … K−1: a size_k × size_k plane, or method.finer_noise_dim."""
+        return [g.noise_dim or g.size * g.size for g in self.G[:-1]]
+
+    @property
     def latent_dim(self) -> int:
-        """z_K (z_dim) plus one size_k × size_k noise plane for each finer level k."""
-        return self.z_dim + sum(s * s for s in self.sizes[:-1])
+        """z_K (z_dim) plus each finer level's noise (`_finer_noise_sizes`)."""
+        return self.z_dim + sum(self._finer_noise_sizes)
 
     def latent(self, n: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=device, generator=generator)
 
     def _split(self, z: torch.Tensor) -> list[torch.Tensor]:
-        """[z_0, …, z_K] from the flat noise: z_K first, then the planes of levels K−1, …, 0."""
-        parts = torch.split(z, [self.z_dim] + [s * s for s in reversed(self.sizes[:-1])], dim=1)
+        """[z_0, …, z_K] from the flat noise: z_K first, then the noise of levels K−1, …, 0."""
+        parts = torch.split(z, [self.z_dim] + self._finer_noise_sizes[::-1], dim=1)
         return list(reversed(parts))
 
     def _c(self, c: torch.Tensor | None) -> torch.Tensor | None:

@@ -17,7 +17,8 @@ builds its coarse images with Torch's bilinear `image.scale` in the same way.
 Level networks follow the official CIFAR-10 coarse-to-fine scripts (train_cifar_coarse_to_fine*.lua):
 - G_k (k < K): input planes [noise plane z_k, l_k = u(I_{k+1}), (CC) class plane]; three
   same-size convolutions 7×7, 7×7, 5×5 with ReLU between; a linear output, the residual h̃_k.
-  With method.finer_g_layer_noise, z_k is also added to both hidden layers with a learnt scale.
+  With method.finer_g_layer_noise, z_k is also added to both hidden layers with a learnt scale;
+  with method.finer_noise_dim, z_k is a short vector tiled over the image instead of a plane.
 - D_k (k < K): the residual is added to the low-pass image before the first layer (paper §3.3:
   "l_k ... is explicitly added to h_k or h̃_k before the first convolution layer"), a class plane
   is concatenated (CC); convolutions 5×5 and 5×5 stride 2 with ReLU, dropout, a linear logit.
@@ -105,13 +106,25 @@ class LevelGenerator(nn.Module):
     `layer_noise`: the noise plane is also added to the output of each hidden convolution, scaled per
     feature map by a learnt weight that starts at zero (the noise inputs of StyleGAN, Karras et al.
     2019, §2 — here the level's own z_k rather than fresh noise, so a sample stays a function of its
-    z and fixed-z grids and interpolations keep working)."""
+    z and fixed-z grids and interpolations keep working).
+    `noise_dim` > 0: z_k is a vector of that many values in place of the plane of per-pixel noise,
+    entering as BicycleGAN's tiled input (z tiled over the image as constant maps beside the
+    condition, Zhu et al. 2017, §3.3 and Fig. 4): a first convolution over constant maps adds one
+    value per feature map, so it is written as Linear(z_k) added to the first layer's maps — the
+    same up to the zero padding at the borders, without a convolution over the constant maps. A
+    constant map varies no pixel on its own: what G_k makes of it varies with the structure of l_k,
+    so z_k can set a texture but cannot be passed through as pixel noise."""
 
-    def __init__(self, channels: int, size: int, num_classes: int, width: int = 64, layer_noise: bool = False) -> None:
+    def __init__(self, channels: int, size: int, num_classes: int, width: int = 64, layer_noise: bool = False,
+                 noise_dim: int = 0) -> None:
         super().__init__()
-        self.size = size
+        if layer_noise and noise_dim:
+            raise ConfigError("config fields method.finer_g_layer_noise and method.finer_noise_dim: the layer noise "
+                              f"adds the noise plane, found a noise vector of {noise_dim}; set one of them")
+        self.size, self.noise_dim = size, noise_dim
         self.class_plane = ClassPlane(num_classes, size) if num_classes else None
-        planes = 1 + channels + (1 if num_classes else 0)
+        self.noise_in = nn.Linear(noise_dim, width) if noise_dim else None
+        planes = (0 if noise_dim else 1) + channels + (1 if num_classes else 0)
         self.net = nn.Sequential(
             nn.Conv2d(planes, width, 7, padding=3), nn.ReLU(True),
             nn.Conv2d(width, width, 7, padding=3), nn.ReLU(True),
@@ -121,12 +134,14 @@ class LevelGenerator(nn.Module):
         self.noise_weights = nn.ParameterList([nn.Parameter(torch.zeros(width)) for _ in range(2)]) if layer_noise else None
 
     def forward(self, z: torch.Tensor, low: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        """`z`: N×size² noise (one plane), `low`: N×C×size×size = u(I_{k+1}); returns the residual."""
-        plane = z.view(-1, 1, self.size, self.size)
-        inputs = [plane, low]
+        """`z`: N×size² noise (one plane) or N×noise_dim, `low`: N×C×size×size = u(I_{k+1}); returns the residual."""
+        plane = None if self.noise_in is not None else z.view(-1, 1, self.size, self.size)
+        inputs = [low] if plane is None else [plane, low]
         if self.class_plane is not None:
             inputs.append(self.class_plane(c, low.dtype))
         x = torch.cat(inputs, dim=1)
+        if self.noise_in is not None:  # the tiled vector's share of the first convolution
+            return self.net[1:](self.net[0](x) + self.noise_in(z)[:, :, None, None])
         if self.noise_weights is None:
             return self.net(x)
         for i, layer in enumerate(self.net):
