@@ -75,6 +75,8 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     # the finer D_k at twice the rate, or with the minibatch-std feature (docs/methods-lapgan-selfcond.md)
     "cclapgan-finer-d2": ("cclapgan-fashion-mnist", ["method.finer_d_lr_scale=2"]),
     "cclapgan-mbstd": ("cclapgan-fashion-mnist", ["method.finer_d_minibatch_std=4"]),
+    # the finer G_k as BicycleGAN's cVAE-GAN: a noise vector of 8 and the cVAE term at its weight 10
+    "cclapgan-vae": ("cclapgan-fashion-mnist", ["method.finer_noise_dim=8", "method.finer_vae_weight=10"]),
     "plain-loop": ("acgan-fashion-mnist-paper", []),
     # SN on D, hinge, G-EMA ramped up (the curve and the final samples come from the average), DiffAugment
     # translation, betas (0, 0.999): docs/quality.md

@@ -71,6 +71,11 @@ class LAPGANConfig(SourceLossConfig):
     # vector of d values tiled over the image (nets.pyramid.LevelGenerator; 8 in BicycleGAN), with
     # which the recipe's mode-seeking term on the finer levels cannot be met by adding pixel noise.
     finer_noise_dim: int = setting(0, at_least=0)
+    # λ of BicycleGAN's cVAE term on the finer levels (10 in its code; 0: off; needs finer_noise_dim):
+    # an encoder E_k maps half the batch's real residuals to z_k, G_k must rebuild them from it (L1,
+    # weight λ) and the posterior stays near N(0, I) (KL, weight λ/1000, the code's 0.01 beside 10), so
+    # z_k has to carry what l_k does not say about h_k (`_with_reconstruction`).
+    finer_vae_weight: float = setting(0.0, at_least=0)
 
 
 @register_method_config
@@ -99,7 +104,8 @@ class LAPGAN(Method):
         self.K = len(self.sizes) - 1
         m = cfg.model
         self.G = nn.ModuleList(
-            [LevelGenerator(channels, s, num_classes, m.g_channels, cfg.method.finer_g_layer_noise, cfg.method.finer_noise_dim)
+            [LevelGenerator(channels, s, num_classes, m.g_channels, cfg.method.finer_g_layer_noise, cfg.method.finer_noise_dim,
+                            encoder=cfg.method.finer_vae_weight > 0)
              for s in self.sizes[:-1]]
             + [CoarseGenerator(m.z_dim, channels, self.sizes[-1], num_classes, m.hidden)]
         )
@@ -112,6 +118,7 @@ class LAPGAN(Method):
         self._lrs = (cfg.optim.d_lr, cfg.optim.g_lr)
         self._finer_d_lr_scale = cfg.method.finer_d_lr_scale
         self.mode_seeking_finer = cfg.method.mode_seeking_levels == "all"
+        self.vae_weight = cfg.method.finer_vae_weight
 
     # ------------------------------------------------------------------ noise and sampling
 
@@ -210,7 +217,29 @@ class LAPGAN(Method):
                                         {f"D{k}/p_real": torch.sigmoid(s_real).mean().detach(),
                                          f"D{k}/p_fake": torch.sigmoid(s_fake).mean().detach()},
                                         s_real, real, step.step, name=f"D{k}/r1")
-        return self._with_mode_seeking(k, g_source_loss(self._judge(k, fake, fake_c, step), self.g_source_loss), fake, step)
+        loss, stats = self._with_mode_seeking(k, g_source_loss(self._judge(k, fake, fake_c, step), self.g_source_loss), fake, step)
+        return self._with_reconstruction(k, loss, stats, step)
+
+    def _with_reconstruction(self, k: int, loss: torch.Tensor, stats: dict[str, torch.Tensor],
+                             step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """G_k's loss with BicycleGAN's cVAE term (Zhu et al. 2017, eq. 2–3) where `method.finer_vae_weight`
+        λ > 0 at a finer level: the first half of the batch's real residuals h_k are encoded, z =
+        μ + σ·ε with ε that half's own noise z_k of this step (so the step stays a function of its
+        inputs and resumes exactly), and G_k(z, l_k) must return h_k: λ·mean|G_k(z, l_k) − h_k| +
+        (λ/1000)·KL(N(μ, σ²) ‖ N(0, I)) (summed over the vector, mean over samples)."""
+        if k == self.K or self.vae_weight == 0:
+            return loss, stats
+        n = max(1, len(step.real_x) // 2)
+        low = self._low(k, step)[:n]
+        h = self._real(k, step)[:n] - low
+        mu, logvar = self.G[k].encoder(h, low)
+        z = mu + (0.5 * logvar).exp() * self._split(step.gen_z)[k][:n]
+        c = self._c(step.real_c)
+        rebuilt = self.G[k](z, low, None if c is None else c[:n])
+        l1 = (rebuilt - h).abs().mean()
+        kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(dim=1).mean()
+        return (loss + self.vae_weight * (l1 + kl / 1000),
+                {**stats, f"G{k}/reconstruction": l1.detach(), f"G{k}/kl": kl.detach()})
 
     def _with_mode_seeking(self, k: int, loss: torch.Tensor, fake: torch.Tensor,
                            step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

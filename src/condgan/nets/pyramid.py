@@ -18,7 +18,8 @@ Level networks follow the official CIFAR-10 coarse-to-fine scripts (train_cifar_
 - G_k (k < K): input planes [noise plane z_k, l_k = u(I_{k+1}), (CC) class plane]; three
   same-size convolutions 7×7, 7×7, 5×5 with ReLU between; a linear output, the residual h̃_k.
   With method.finer_g_layer_noise, z_k is also added to both hidden layers with a learnt scale;
-  with method.finer_noise_dim, z_k is a short vector tiled over the image instead of a plane.
+  with method.finer_noise_dim, z_k is a short vector tiled over the image instead of a plane, and
+  with method.finer_vae_weight an encoder E_k (BicycleGAN's) maps a real residual to its z_k.
 - D_k (k < K): the residual is added to the low-pass image before the first layer (paper §3.3:
   "l_k ... is explicitly added to h_k or h̃_k before the first convolution layer"), a class plane
   is concatenated (CC); convolutions 5×5 and 5×5 stride 2 with ReLU, dropout, a linear logit.
@@ -116,14 +117,19 @@ class LevelGenerator(nn.Module):
     so z_k can set a texture but cannot be passed through as pixel noise."""
 
     def __init__(self, channels: int, size: int, num_classes: int, width: int = 64, layer_noise: bool = False,
-                 noise_dim: int = 0) -> None:
+                 noise_dim: int = 0, encoder: bool = False) -> None:
         super().__init__()
         if layer_noise and noise_dim:
             raise ConfigError("config fields method.finer_g_layer_noise and method.finer_noise_dim: the layer noise "
                               f"adds the noise plane, found a noise vector of {noise_dim}; set one of them")
+        if encoder and not noise_dim:
+            raise ConfigError("config fields method.finer_vae_weight and method.finer_noise_dim: the encoder returns "
+                              "a noise vector, found method.finer_noise_dim 0; set it > 0 (8 in BicycleGAN)")
         self.size, self.noise_dim = size, noise_dim
         self.class_plane = ClassPlane(num_classes, size) if num_classes else None
         self.noise_in = nn.Linear(noise_dim, width) if noise_dim else None
+        # trained with G_k (it is in G_k's optimiser), unused when sampling
+        self.encoder = LevelEncoder(channels, noise_dim, width) if encoder else None
         planes = (0 if noise_dim else 1) + channels + (1 if num_classes else 0)
         self.net = nn.Sequential(
             nn.Conv2d(planes, width, 7, padding=3), nn.ReLU(True),
@@ -149,6 +155,26 @@ class LevelGenerator(nn.Module):
             if i in (0, 2):  # the two hidden convolutions, before their ReLU
                 x = x + self.noise_weights[i // 2].view(1, -1, 1, 1) * plane
         return x
+
+
+class LevelEncoder(nn.Module):
+    """E_k(h_k, l_k) → (μ, log σ²) of a noise vector of `noise_dim` values: BicycleGAN's encoder
+    (Zhu et al. 2017, §3.1 cVAE-GAN) for a finer level, which reads the real residual next to its
+    low-pass image and returns the Gaussian posterior of the z_k that should make it. Two 4×4
+    stride-2 convolutions, global average pooling and a linear layer."""
+
+    def __init__(self, channels: int, noise_dim: int, width: int = 64) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(2 * channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(width, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.out = nn.Linear(width, 2 * noise_dim)
+
+    def forward(self, h: torch.Tensor, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.out(self.body(torch.cat([h, low], dim=1))).chunk(2, dim=1)
+        return mu, logvar
 
 
 class MinibatchStd(nn.Module):
