@@ -1,5 +1,7 @@
 """Laplacian pyramid, LAPGAN/CC-LAPGAN losses and sampling, a short run that learns, the chain figure."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -384,3 +386,25 @@ def test_lapgan_learns_pyramid_statistics_and_draws_the_chain(tmp_path):
     with Image.open(tmp_path / "g.png") as img:  # one column (no classes) of 2 rows
         assert img.size[1] > img.size[0]
 
+
+
+
+def test_cclapgan_with_the_vae_term_resumes_exactly(tmp_path):
+    """The cVAE term draws nothing of its own (its ε is the step's z_k), and E_k is checkpointed with
+    G_k: a run stopped at a checkpoint and resumed logs and ends as one that was not stopped."""
+    common = ["method.name=cclapgan", "data.name=fashion-mnist", "data.num_samples=256", "data.resolution=16",
+              "method.pyramid_levels=2", "method.finer_noise_dim=4", "method.finer_vae_weight=10", *SMALL,
+              "train.batch_size=16", "train.log_every=5", "train.grid_every=1000", "train.ckpt_every=10"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(resolve_config(overrides=[*common, "train.steps=20"]), straight, progress=False)
+    train(resolve_config(overrides=[*common, "train.steps=10"]), resumed, progress=False)
+    train(resolve_config(overrides=[*common, "train.steps=20"]), resumed, resume=True, progress=False)
+
+    def logged(run):
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in r.items() if k != "images_per_sec"} for r in rows]
+
+    assert logged(straight) == logged(resumed)
+    assert "G0/reconstruction" in logged(straight)[-1]
+    a, b = load_run(straight).method.state_dict(), load_run(resumed).method.state_dict()
+    assert any(".encoder." in k for k in a) and all(torch.equal(a[k], b[k]) for k in a)
