@@ -1,6 +1,6 @@
 """Figures and numbers of docs/methods-lapgan-selfcond.md from trained runs.
 
-    python benchmarks/lapgan_selfcond_figures.py --lapgan RUN --selfcond-ring RUN --out docs/figures
+    python benchmarks/lapgan_selfcond_figures.py --lapgan RUN --selfcond-ring RUN --selfcond RUN --out docs/figures
 
 --lapgan (a LAPGAN or CC-LAPGAN run on images) writes `<out>/lapgan-chain.png` (the coarse-to-fine
 chain, LAPGAN paper fig. 3 layout) and prints each pyramid band's RMS for 1000 samples beside the
@@ -8,7 +8,8 @@ real data's. --selfcond-ring (a Self-Cond GAN run on the ring) writes `<out>/sel
 (samples coloured by the cluster they were drawn for), prints the purity/NMI of each re-clustering
 from the run's log and the 2D scores of the official code
 (2d_mix/evaluation.py): the share of high-quality samples (both coordinates within 3σ of a mode),
-the number of modes reached by one, and KL(nearest-mode histogram ‖ uniform).
+the number of modes reached by one, and KL(nearest-mode histogram ‖ uniform). --selfcond (a Self-Cond
+GAN run on any data) prints the purity/NMI of each re-clustering only.
 """
 
 from __future__ import annotations
@@ -64,16 +65,21 @@ def selfcond_ring_report(run: Path, out: Path) -> dict:
     x, c = generate(method, 10 * NUM_SAMPLES, Classes.prior(), seed=0)
     save_scatter(x[:5000].numpy(), c[:5000].numpy(), out / "selfcond-ring-samples.png", modes=means.numpy(),
                  title=f"samples by drawn cluster (step {loaded.step})")
+    return {"run": str(run), "step": loaded.step, **ring_scores(x, means, std), "reclusterings": reclusterings(run)}
+
+
+def reclusterings(run: Path) -> list[dict]:
+    """The cluster/* diagnostics (purity, NMI, changed, nonempty) of every re-clustering in a run's log."""
     log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    clusters = [{k: round(v, 4) for k, v in r.items() if k.startswith("cluster/") or k == "step"}
-                for r in log if "cluster/purity" in r]
-    return {"run": str(run), "step": loaded.step, **ring_scores(x, means, std), "reclusterings": clusters}
+    return [{k: round(v, 4) for k, v in r.items() if k.startswith("cluster/") or k == "step"}
+            for r in log if "cluster/purity" in r]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lapgan", type=Path, help="a LAPGAN/CC-LAPGAN run directory")
     parser.add_argument("--selfcond-ring", type=Path, help="a Self-Cond GAN run directory on the ring")
+    parser.add_argument("--selfcond", type=Path, help="a Self-Cond GAN run directory on any data: its re-clusterings")
     parser.add_argument("--out", type=Path, default=Path("docs/figures"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -81,6 +87,8 @@ def main() -> None:
         print(json.dumps(lapgan_report(args.lapgan, args.out)))
     if args.selfcond_ring:
         print(json.dumps(selfcond_ring_report(args.selfcond_ring, args.out)))
+    if args.selfcond:
+        print(json.dumps({"run": str(args.selfcond), "reclusterings": reclusterings(args.selfcond)}))
 
 
 if __name__ == "__main__":

@@ -175,3 +175,20 @@ def test_selfcond_covers_more_ring_modes_after_training(tmp_path):
     assert cli.main(["sample", str(run), "--n", "16", "--out", str(tmp_path / "s.npz"), "--device", "cpu"]) == 0
     with np.load(tmp_path / "s.npz") as f:  # cluster ids as labels, balanced over the k clusters
         assert f["points"].shape == (16, 2) and f["labels"].tolist() == list(range(8)) * 2
+
+
+def test_the_figures_script_reads_every_reclustering_from_the_log(tmp_path):
+    """benchmarks/lapgan_selfcond_figures.py --selfcond: one entry per clustering (the first, in
+    `prepare`, is logged with the first row), each with purity and NMI against the true labels."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import lapgan_selfcond_figures
+
+    run = tmp_path / "run"
+    train(ring_cfg("train.steps=40", "train.ckpt_every=40", "method.recluster_every=20"), run, progress=False)
+    found = lapgan_selfcond_figures.reclusterings(run)
+    assert [r["step"] for r in found] == [10, 20, 40]
+    assert all(0 < r["cluster/purity"] <= 1 and 0 <= r["cluster/nmi"] <= 1 for r in found)
+    assert "cluster/changed" not in found[0] and all("cluster/changed" in r for r in found[1:])

@@ -68,8 +68,9 @@ class LAPGANConfig(SourceLossConfig):
     # 0.03, docs/methods-lapgan-selfcond.md) gets the noise where its texture is made.
     finer_g_layer_noise: bool = False
     # 0: each finer G_k draws one Gaussian plane of per-pixel noise (the paper's); d > 0: a Gaussian
-    # vector of d values tiled over the image (nets.pyramid.LevelGenerator; 8 in BicycleGAN), with
-    # which the recipe's mode-seeking term on the finer levels cannot be met by adding pixel noise.
+    # vector of d values tiled over the image (nets.pyramid.LevelGenerator; 8 in BicycleGAN), which G_k
+    # cannot pass through as pixel noise (mode seeking then inflates the residuals instead:
+    # docs/methods-lapgan-selfcond.md, "A noise vector for the finer G_k").
     finer_noise_dim: int = setting(0, at_least=0)
     # λ of BicycleGAN's cVAE term on the finer levels (10 in its code; 0: off; needs finer_noise_dim):
     # an encoder E_k maps half the batch's real residuals to z_k, G_k must rebuild them from it (L1,
