@@ -77,6 +77,8 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     "cclapgan-mbstd": ("cclapgan-fashion-mnist", ["method.finer_d_minibatch_std=4"]),
     # the finer G_k as BicycleGAN's cVAE-GAN: a noise vector of 8 and the cVAE term at its weight 10
     "cclapgan-vae": ("cclapgan-fashion-mnist", ["method.finer_noise_dim=8", "method.finer_vae_weight=10"]),
+    # the same term at the coarsest level only (an MLP encoder of I_K and the class)
+    "cclapgan-coarse-vae": ("cclapgan-fashion-mnist", ["method.coarse_vae_weight=10"]),
     "plain-loop": ("acgan-fashion-mnist-paper", []),
     # SN on D, hinge, G-EMA ramped up (the curve and the final samples come from the average), DiffAugment
     # translation, betas (0, 0.999): docs/quality.md

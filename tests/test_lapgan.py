@@ -278,6 +278,30 @@ def test_vae_term_is_bicyclegans_and_makes_z_carry_the_residual():
         small_method("lapgan", "method.finer_vae_weight=10")
 
 
+def test_coarse_vae_term_rebuilds_real_coarse_images_from_their_code():
+    """method.coarse_vae_weight λ: G_K's loss gains λ·(mean|G_K(μ + σ·z_K, c) − I_K| + KL/1000) over the
+    first half of the batch, with the real images' classes and E_K(I_K, c), recomputed here by hand;
+    E_K is part of G_K. Off, G_K has no encoder (older runs load)."""
+    assert small_method("cclapgan").G[2].encoder is None
+    m = small_method("cclapgan", "method.coarse_vae_weight=5")
+    gen = torch.Generator().manual_seed(5)
+    real_x = torch.rand(8, 1, 28, 28, generator=gen) * 2 - 1
+    real_c, gen_c = torch.randint(0, 10, (8,), generator=gen), torch.randint(0, 10, (8,), generator=gen)
+    step = StepInputs(real_x, real_c, torch.arange(8), m.latent(8, generator=gen), gen_c, step=0)
+    loss, stats = m.loss(m.phase("G2"), step)
+    z2 = m._split(step.gen_z)[2]
+    gan = g_source_loss(m.D[2](m.G[2](z2, gen_c), gen_c), m.g_source_loss)
+    gan, _ = m.g_terms.of_batch(gan, {}, m.G[2](z2, gen_c), z2, gen_c)  # the recipe's mode seeking, if on
+    target = gaussian_pyramid(real_x, 3)[2][:4]
+    mu, logvar = m.G[2].encoder(target, real_c[:4])
+    rebuilt = m.G[2](mu + (0.5 * logvar).exp() * z2[:4], real_c[:4])
+    kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(1).mean()
+    torch.testing.assert_close(loss, gan + 5 * ((rebuilt - target).abs().mean() + kl / 1000))
+    assert {"G2/reconstruction", "G2/kl"} <= set(stats)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.G[2].encoder.parameters())
+
+
 def test_each_level_reads_its_own_noise():
     """z_k moves level k and the finer ones, never a coarser one (the flat noise is split per level)."""
     m = small_method("cclapgan").eval()

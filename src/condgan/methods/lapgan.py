@@ -77,6 +77,9 @@ class LAPGANConfig(SourceLossConfig):
     # weight λ) and the posterior stays near N(0, I) (KL, weight λ/1000, the code's 0.01 beside 10), so
     # z_k has to carry what l_k does not say about h_k (`_with_reconstruction`).
     finer_vae_weight: float = setting(0.0, at_least=0)
+    # The same cVAE term at the coarsest level (an MLP encoder of I_K and the class; 0: off): G_K must
+    # rebuild real coarse images from their encoded z_K, so every class's real variety has a z.
+    coarse_vae_weight: float = setting(0.0, at_least=0)
 
 
 @register_method_config
@@ -108,7 +111,8 @@ class LAPGAN(Method):
             [LevelGenerator(channels, s, num_classes, m.g_channels, cfg.method.finer_g_layer_noise, cfg.method.finer_noise_dim,
                             encoder=cfg.method.finer_vae_weight > 0)
              for s in self.sizes[:-1]]
-            + [CoarseGenerator(m.z_dim, channels, self.sizes[-1], num_classes, m.hidden)]
+            + [CoarseGenerator(m.z_dim, channels, self.sizes[-1], num_classes, m.hidden,
+                               encoder=cfg.method.coarse_vae_weight > 0)]
         )
         self.D = nn.ModuleList(
             [LevelDiscriminator(channels, s, num_classes, m.d_channels, m.dropout, cfg.method.finer_d_minibatch_std)
@@ -119,7 +123,7 @@ class LAPGAN(Method):
         self._lrs = (cfg.optim.d_lr, cfg.optim.g_lr)
         self._finer_d_lr_scale = cfg.method.finer_d_lr_scale
         self.mode_seeking_finer = cfg.method.mode_seeking_levels == "all"
-        self.vae_weight = cfg.method.finer_vae_weight
+        self.vae_weights = [cfg.method.finer_vae_weight] * self.K + [cfg.method.coarse_vae_weight]
 
     # ------------------------------------------------------------------ noise and sampling
 
@@ -223,23 +227,31 @@ class LAPGAN(Method):
 
     def _with_reconstruction(self, k: int, loss: torch.Tensor, stats: dict[str, torch.Tensor],
                              step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """G_k's loss with BicycleGAN's cVAE term (Zhu et al. 2017, eq. 2–3) where `method.finer_vae_weight`
-        λ > 0 at a finer level: the first half of the batch's real residuals h_k are encoded, z =
-        μ + σ·ε with ε that half's own noise z_k of this step (so the step stays a function of its
-        inputs and resumes exactly), and G_k(z, l_k) must return h_k: λ·mean|G_k(z, l_k) − h_k| +
-        (λ/1000)·KL(N(μ, σ²) ‖ N(0, I)) (summed over the vector, mean over samples)."""
-        if k == self.K or self.vae_weight == 0:
+        """G_k's loss with BicycleGAN's cVAE term (Zhu et al. 2017, eq. 2–3) where level k's weight λ
+        (`method.finer_vae_weight`, or `coarse_vae_weight` for k = K) is > 0: the first half of the
+        batch's real h_k (I_K at the coarsest level) is encoded, z = μ + σ·ε with ε that half's own
+        noise z_k of this step (so the step stays a function of its inputs and resumes exactly), and
+        G_k(z, l_k) (G_K(z)) must return it, with the real images' classes: λ·mean|G_k(z, …) − h_k| +
+        (λ/1000)·KL(N(μ, σ²) ‖ N(0, I)) (summed over z, mean over samples)."""
+        weight = self.vae_weights[k]
+        if weight == 0:
             return loss, stats
         n = max(1, len(step.real_x) // 2)
-        low = self._low(k, step)[:n]
-        h = self._real(k, step)[:n] - low
-        mu, logvar = self.G[k].encoder(h, low)
-        z = mu + (0.5 * logvar).exp() * self._split(step.gen_z)[k][:n]
         c = self._c(step.real_c)
-        rebuilt = self.G[k](z, low, None if c is None else c[:n])
-        l1 = (rebuilt - h).abs().mean()
+        c = None if c is None else c[:n]
+        eps = self._split(step.gen_z)[k][:n]
+        if k == self.K:
+            target = self._real(k, step)[:n]
+            mu, logvar = self.G[k].encoder(target, c)
+            rebuilt = self.G[k](mu + (0.5 * logvar).exp() * eps, c)
+        else:
+            low = self._low(k, step)[:n]
+            target = self._real(k, step)[:n] - low
+            mu, logvar = self.G[k].encoder(target, low)
+            rebuilt = self.G[k](mu + (0.5 * logvar).exp() * eps, low, c)
+        l1 = (rebuilt - target).abs().mean()
         kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(dim=1).mean()
-        return (loss + self.vae_weight * (l1 + kl / 1000),
+        return (loss + weight * (l1 + kl / 1000),
                 {**stats, f"G{k}/reconstruction": l1.detach(), f"G{k}/kl": kl.detach()})
 
     def _with_mode_seeking(self, k: int, loss: torch.Tensor, fake: torch.Tensor,

@@ -223,12 +223,35 @@ class LevelDiscriminator(nn.Module):
         return self.logit(self.body(torch.cat(inputs, dim=1))).squeeze(1)
 
 
-class CoarseGenerator(nn.Module):
-    """G_K(z_K[, c]) → I_K: a fully connected generator (one-hot class concatenated with z for CC)."""
+class CoarseEncoder(nn.Module):
+    """E_K(I_K[, c]) → (μ, log σ²) of z_K: the coarsest level's encoder for the cVAE term
+    (method.coarse_vae_weight), fully connected like the level's G and D (one-hot class next to the pixels)."""
 
     def __init__(self, z_dim: int, channels: int, size: int, num_classes: int, hidden: int = 400) -> None:
         super().__init__()
+        self.num_classes = num_classes
+        self.net = nn.Sequential(
+            nn.Linear(channels * size * size + num_classes, hidden), nn.LeakyReLU(0.2, True),
+            nn.Linear(hidden, 2 * z_dim),
+        )
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.flatten(1)
+        if self.num_classes:
+            x = torch.cat([x, F.one_hot(c, self.num_classes).to(x.dtype)], dim=1)
+        mu, logvar = self.net(x).chunk(2, dim=1)
+        return mu, logvar
+
+
+class CoarseGenerator(nn.Module):
+    """G_K(z_K[, c]) → I_K: a fully connected generator (one-hot class concatenated with z for CC);
+    `encoder`: with a `CoarseEncoder`, trained with G_K and unused when sampling."""
+
+    def __init__(self, z_dim: int, channels: int, size: int, num_classes: int, hidden: int = 400,
+                 encoder: bool = False) -> None:
+        super().__init__()
         self.num_classes, self.shape = num_classes, (channels, size, size)
+        self.encoder = CoarseEncoder(z_dim, channels, size, num_classes, hidden) if encoder else None
         self.net = nn.Sequential(
             nn.Linear(z_dim + num_classes, hidden), nn.ReLU(True),
             nn.Linear(hidden, hidden), nn.ReLU(True),
