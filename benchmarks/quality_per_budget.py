@@ -72,12 +72,15 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     "reacgan": ("reacgan-fashion-mnist", []),
     "lapgan": ("lapgan-fashion-mnist", []),
     "cclapgan": ("cclapgan-fashion-mnist", []),
-    # the finer D_k at twice the rate, or with the minibatch-std feature (docs/methods-lapgan-selfcond.md)
-    "cclapgan-finer-d2": ("cclapgan-fashion-mnist", ["method.finer_d_lr_scale=2"]),
-    "cclapgan-mbstd": ("cclapgan-fashion-mnist", ["method.finer_d_minibatch_std=4"]),
+    # the finer D_k at twice the rate, or with the minibatch-std feature (docs/methods-lapgan-selfcond.md);
+    # these variants were measured on the preset before its coarse cVAE term, hence coarse_vae_weight=0
+    "cclapgan-finer-d2": ("cclapgan-fashion-mnist", ["method.finer_d_lr_scale=2", "method.coarse_vae_weight=0"]),
+    "cclapgan-mbstd": ("cclapgan-fashion-mnist", ["method.finer_d_minibatch_std=4", "method.coarse_vae_weight=0"]),
     # the finer G_k as BicycleGAN's cVAE-GAN: a noise vector of 8 and the cVAE term at its weight 10
-    "cclapgan-vae": ("cclapgan-fashion-mnist", ["method.finer_noise_dim=8", "method.finer_vae_weight=10"]),
-    # the same term at the coarsest level only (an MLP encoder of I_K and the class)
+    "cclapgan-vae": ("cclapgan-fashion-mnist", ["method.finer_noise_dim=8", "method.finer_vae_weight=10",
+                                                "method.coarse_vae_weight=0"]),
+    # the same term at the coarsest level only (an MLP encoder of I_K and the class); the cclapgan
+    # preset since 2026-12-03, so the same as the entry cclapgan from then on
     "cclapgan-coarse-vae": ("cclapgan-fashion-mnist", ["method.coarse_vae_weight=10"]),
     "plain-loop": ("acgan-fashion-mnist-paper", []),
     # SN on D, hinge, G-EMA ramped up (the curve and the final samples come from the average), DiffAugment

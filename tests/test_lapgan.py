@@ -352,7 +352,7 @@ def step_flops(preset):
 @pytest.mark.parametrize("preset", ["lapgan-fashion-mnist", "cclapgan-fashion-mnist"])
 def test_fashion_mnist_presets_cost_about_an_acgan_step(preset):
     """A preset step costs about the paper AC-GAN preset's FLOPs, at most 1.1× (the first 32-plane nets
-    cost 2.5×: a 1,000-step comparison gave them 2.5× the budget; CC-LAPGAN's 32-plane D_k costs 1.08×),
+    cost 2.5×: a 1,000-step comparison gave them 2.5× the budget; the CC-LAPGAN preset, with its 32-plane D_k and coarse cVAE term, 1.09×),
     so equal steps are about an equal budget (docs/methods-lapgan-selfcond.md). The quality benchmark
     compares the methods at equal CPU time regardless."""
     cfg = resolve_config([preset_or_path(preset)])
@@ -363,10 +363,12 @@ def test_fashion_mnist_presets_cost_about_an_acgan_step(preset):
 
 def test_cclapgan_preset_is_the_recipe_the_docs_measure():
     """docs/methods-lapgan-selfcond.md, "The finer discriminators were too weak": D_k twice G_k's
-    planes, mode seeking 0.1 on the coarsest level only."""
+    planes, mode seeking 0.1 on the coarsest level only; "The cVAE term at the coarsest level": the
+    coarsest level's cVAE term at 10, the finer levels' off."""
     cfg = resolve_config([preset_or_path("cclapgan-fashion-mnist")])
     assert (cfg.model.g_channels, cfg.model.d_channels) == (16, 32)
     assert (cfg.recipe.mode_seeking, cfg.method.mode_seeking_levels) == (0.1, "coarsest")
+    assert (cfg.method.coarse_vae_weight, cfg.method.finer_vae_weight) == (10, 0)
 
 
 def band_rms(x, levels):
