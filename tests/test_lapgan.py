@@ -413,8 +413,6 @@ def test_lapgan_learns_pyramid_statistics_and_draws_the_chain(tmp_path):
         assert img.size[1] > img.size[0]
 
 
-
-
 def test_cclapgan_with_the_vae_term_resumes_exactly(tmp_path):
     """The cVAE term draws nothing of its own (its ε is the step's z_k), and E_k is checkpointed with
     G_k: a run stopped at a checkpoint and resumed logs and ends as one that was not stopped."""
