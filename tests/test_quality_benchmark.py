@@ -120,3 +120,16 @@ def test_table_reports_each_entrys_largest_class_msssim_gap(capsys):
     header, _, line = capsys.readouterr().out.strip().splitlines()
     cells = dict(zip(header.split(" | "), line.split(" | ")))
     assert cells["largest class MS-SSIM gap"] == "0.100 ± 0.071"
+
+
+@pytest.mark.parametrize("entry", list(qpb.ENTRIES))
+def test_every_entry_resolves_to_a_valid_config(entry):
+    # A misspelt override would otherwise surface only after the entries before it have trained.
+    preset, overrides = qpb.ENTRIES[entry]
+    cfg = qpb._config(entry, 3, [])
+    assert cfg.train.seed == 3
+    for override in overrides:
+        field, value = override.split("=", 1)
+        section, key = field.split(".")
+        found = str(getattr(getattr(cfg, section), key)).lower()
+        assert found in {value.lower(), str(float(value)) if value[0].isdigit() else value}, override
