@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +11,8 @@ import torch
 from condgan.config import resolve_config
 from condgan.errors import ConfigError
 from condgan.training.loop import train
-from condgan.training.speed import resolve_speed
+from condgan.training import speed
+from condgan.training.speed import bf16_note, resolve_speed
 
 RING = ["data.name=ring", "data.num_samples=500", "model.hidden=32", "model.z_dim=4", "train.batch_size=32",
         "train.log_every=5", "train.grid_every=1000", "train.ckpt_every=1000", "train.steps=10"]
@@ -20,6 +22,25 @@ CPU = torch.device("cpu")
 def test_auto_on_cpu_is_plain_float32_foreach():
     plan = resolve_speed(resolve_config().train, CPU, is_image=True)
     assert (plan.amp_dtype, plan.grad_scaling, plan.channels_last, plan.adam_kernel) == (None, False, False, "foreach")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_names_bf16_only_on_a_cpu_with_bf16_instructions_for_images(monkeypatch, native):
+    monkeypatch.setattr(speed, "native_bf16_cpu", lambda: native)
+    auto, explicit = resolve_config().train, resolve_config(overrides=["train.amp=none"]).train
+    assert (bf16_note(auto, CPU, is_image=True) is not None) == native
+    if native:
+        assert "--set train.amp=bf16" in bf16_note(auto, CPU, is_image=True)
+    assert bf16_note(auto, CPU, is_image=False) is None  # 2D toys: small MLPs, nothing measured
+    assert bf16_note(explicit, CPU, is_image=True) is None  # the user chose
+
+
+def test_native_bf16_cpu_agrees_with_the_cpu_flags():
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        pytest.skip("no /proc/cpuinfo")
+    flags = cpuinfo.read_text().split()
+    assert speed.native_bf16_cpu() == ("avx512_bf16" in flags or "amx_bf16" in flags or "amx_tile" in flags)
 
 
 def test_explicit_choices_and_yaml_booleans():

@@ -72,7 +72,7 @@ from condgan.training.signals import StopSignals, signal_name
 from condgan.sampling import Classes, class_grid, generate, generator_weights
 from condgan.training.ema import GeneratorEMA
 from condgan.training.monitor import CollapseMonitor
-from condgan.training.speed import SpeedPlan, grad_scaler, resolve_speed, set_determinism
+from condgan.training.speed import SpeedPlan, bf16_note, grad_scaler, resolve_speed, set_determinism
 from condgan.seeds import STREAM_GRID, STREAM_INIT, STREAM_RANK_STEP, STREAM_STEP, derive_seed
 
 # A periodic monitor: (every N steps, fn(method, step) -> stats to log). It gets the method samples
@@ -576,6 +576,9 @@ def train(
     # ---------------------------------------------------------------- finish
     elapsed = time.perf_counter() - t0
     assert s.last_ckpt is not None  # the last step always writes one
+    note = bf16_note(t, s.device, s.data.is_image)
+    if note and s.main:  # after a finished run, so that a failing one still ends in its one error line
+        print(f"condgan: note: {note}", file=sys.stderr)
     return RunResult(s.run_dir, t.steps, done * t.batch_size / elapsed if done else 0.0, last_stats, s.last_ckpt)
 
 
