@@ -57,6 +57,11 @@ from condgan.metrics.fid import fid  # noqa: E402
 from condgan.sampling import Classes, generate  # noqa: E402
 from condgan.training import loop  # noqa: E402
 
+# Override groups shared by the CC-LAPGAN entries: the finer G_k as BicycleGAN's cVAE-GAN (a noise
+# vector of 8, the cVAE term at its weight 10), and bf16 autocast with channels_last tensors.
+FINER_VAE = ["method.finer_noise_dim=8", "method.finer_vae_weight=10"]
+BF16 = ["train.amp=bf16", "train.channels_last=true"]
+
 # entry -> (preset, overrides).
 ENTRIES: dict[str, tuple[str, list[str]]] = {
     "default": ("acgan-fashion-mnist", []),
@@ -77,21 +82,17 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     "cclapgan-finer-d2": ("cclapgan-fashion-mnist", ["method.finer_d_lr_scale=2", "method.coarse_vae_weight=0"]),
     "cclapgan-mbstd": ("cclapgan-fashion-mnist", ["method.finer_d_minibatch_std=4", "method.coarse_vae_weight=0"]),
     # the finer G_k as BicycleGAN's cVAE-GAN: a noise vector of 8 and the cVAE term at its weight 10
-    "cclapgan-vae": ("cclapgan-fashion-mnist", ["method.finer_noise_dim=8", "method.finer_vae_weight=10",
-                                                "method.coarse_vae_weight=0"]),
+    "cclapgan-vae": ("cclapgan-fashion-mnist", FINER_VAE + ["method.coarse_vae_weight=0"]),
     # the same term at the coarsest level only (an MLP encoder of I_K and the class); the cclapgan
     # preset since 2026-12-03, so the same as the entry cclapgan from then on
     "cclapgan-coarse-vae": ("cclapgan-fashion-mnist", ["method.coarse_vae_weight=10"]),
     # the preset under bf16 autocast with channels_last tensors: on CPUs with AVX512-BF16 or AMX a
     # CC-LAPGAN step runs 1.9x faster (docs/distributed-and-speed.md), so the budget holds more steps
-    "cclapgan-bf16": ("cclapgan-fashion-mnist", ["train.amp=bf16", "train.channels_last=true"]),
+    "cclapgan-bf16": ("cclapgan-fashion-mnist", BF16),
     # and with the finer levels' cVAE term too (the preset's coarse one kept): the faster step pays for its cost
-    "cclapgan-vae-bf16": ("cclapgan-fashion-mnist", ["method.finer_noise_dim=8", "method.finer_vae_weight=10",
-                                                     "train.amp=bf16", "train.channels_last=true"]),
+    "cclapgan-vae-bf16": ("cclapgan-fashion-mnist", FINER_VAE + BF16),
     # and the finer D_k at twice the rate, which narrowed the largest per-class gap without the cVAE term
-    "cclapgan-vae-d2-bf16": ("cclapgan-fashion-mnist", ["method.finer_noise_dim=8", "method.finer_vae_weight=10",
-                                                        "method.finer_d_lr_scale=2",
-                                                        "train.amp=bf16", "train.channels_last=true"]),
+    "cclapgan-vae-d2-bf16": ("cclapgan-fashion-mnist", FINER_VAE + ["method.finer_d_lr_scale=2"] + BF16),
     "plain-loop": ("acgan-fashion-mnist-paper", []),
     # SN on D, hinge, G-EMA ramped up (the curve and the final samples come from the average), DiffAugment
     # translation, betas (0, 0.999): docs/quality.md
