@@ -23,8 +23,8 @@ One JSON line with:
              (real l_k = u(I_{k+1}) and class for k < K, the class for K), averaged over pixels and
              200 inputs, next to the RMS of the real band h_k (and, for K, the real within-class
              standard deviation of I_K): near 0 means G_k ignores z_k;
-  chain      with --judge-eval: the suite's accuracy, FID and diversity (--n samples, 50 MS-SSIM
-             pairs per class, judge features; the per-class gaps generated − real) of the final
+  chain      with --judge-eval: the suite's accuracy, FID and diversity (--n samples, --chain-pairs
+             MS-SSIM pairs per class, 50 unless told, judge features; the per-class gaps generated − real) of the final
              samples and of the finer levels run on the real test images' I_K (the condition the
              finer levels were trained on);
   cost       FLOPs of one training step (all phases, forward and backward, condgan.bench.flops) and
@@ -137,7 +137,8 @@ def upsample_to(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def diagnose(method, train, test, judge7: nn.Module, n: int, pairs: int, judge_eval: bool) -> dict:
+def diagnose(method, train, test, judge7: nn.Module, n: int, pairs: int, chain_pairs: int | None) -> dict:
+    """The JSON row's diagnostics; the chain only when `chain_pairs` is given."""
     K, full = method.K, method.sizes[0]
     gen = torch.Generator().manual_seed(123)
     c = torch.arange(n) % NUM_CLASSES
@@ -174,19 +175,19 @@ def diagnose(method, train, test, judge7: nn.Module, n: int, pairs: int, judge_e
                                   "rms_gen": round(float(outs.pow(2).mean().sqrt()), 4),
                                   "rms_real": round(float((real_pyr[k][:m] - low).pow(2).mean().sqrt()), 4)}
     out["noise"] = noise
-    if judge_eval:
+    if chain_pairs is not None:
         judge = load_judge(default_judge_path("fashion-mnist", test.sample_shape))
         on_real = real_pyr[-1]
         zs = method._split(z)
         for k in range(K - 1, -1, -1):
             low = upsample(on_real)
             on_real = low + method.G[k](zs[k], low, test.y[:n] if method.conditional else None)
-        out["chain"] = {"final": suite(method, images[0], c, test, judge),
-                        "finer_levels_on_real_coarse": suite(method, on_real, test.y[:n], test, judge)}
+        out["chain"] = {"final": suite(method, images[0], c, test, judge, chain_pairs),
+                        "finer_levels_on_real_coarse": suite(method, on_real, test.y[:n], test, judge, chain_pairs)}
     return out
 
 
-def suite(method, x: torch.Tensor, y: torch.Tensor, test, judge) -> dict:
+def suite(method, x: torch.Tensor, y: torch.Tensor, test, judge, pairs: int) -> dict:
     """accuracy (CC only), FID and diversity in judge features, as `condgan eval` computes them."""
     x = images_to_unit_range(to_uint8_nhwc(x.clamp(-1, 1)))
     metrics = ["accuracy", "fid", "diversity"]
@@ -194,9 +195,9 @@ def suite(method, x: torch.Tensor, y: torch.Tensor, test, judge) -> dict:
         y = torch.as_tensor(np.asarray(judge_extractor(judge).extract(x, desc="labels", progress=False)[1]).argmax(1))
         metrics.remove("accuracy")
     y = y.numpy().astype(np.int64)
-    if np.bincount(y, minlength=NUM_CLASSES).min() < 11:  # 50 distinct pairs need 11 images
-        metrics.remove("diversity")
-    r = evaluate(x, y, test, judge=judge, metrics=metrics, options=EvalOptions(pairs=50, seed=0, progress=False))["metrics"]
+    if np.bincount(y, minlength=NUM_CLASSES).min() * (np.bincount(y, minlength=NUM_CLASSES).min() - 1) < 2 * pairs:
+        metrics.remove("diversity")  # too few images of a class for that many distinct pairs
+    r = evaluate(x, y, test, judge=judge, metrics=metrics, options=EvalOptions(pairs=pairs, seed=0, progress=False))["metrics"]
     out = {k: round(r[k], 3) for k in ("accuracy", "fid", "msssim_gen_mean", "msssim_real_mean") if r.get(k) is not None}
     if "diversity" in metrics:
         gap = per_class_values(r, "msssim_gen") - per_class_values(r, "msssim_real")
@@ -215,6 +216,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="samples per diagnostic")
     parser.add_argument("--pairs", type=int, default=100, help="MS-SSIM pairs per class")
     parser.add_argument("--judge-eval", action="store_true", help="the suite on the final and the real-coarse chains")
+    parser.add_argument("--chain-pairs", type=int, default=50, help="MS-SSIM pairs per class in the chain")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache", default="runs/lapgan-levels-cache", help="where the coarse judge is kept")
     args = parser.parse_args()
@@ -239,7 +241,7 @@ def main() -> None:
     row["cost"] = {"gflop_per_step": round(flops / 1e9, 2),
                    "x_acgan": round(flops / step_flops(resolve_config([preset_or_path("acgan-fashion-mnist-paper")]), shape), 2)}
     judge7 = coarse_judge(gaussian_pyramid(train_x, method.K + 1)[-1], train.y, Path(args.cache))
-    row.update(diagnose(method, train, test, judge7, args.n, args.pairs, args.judge_eval))
+    row.update(diagnose(method, train, test, judge7, args.n, args.pairs, args.chain_pairs if args.judge_eval else None))
     print(json.dumps(row), flush=True)
 
 

@@ -93,6 +93,9 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     "cclapgan-vae-bf16": ("cclapgan-fashion-mnist", FINER_VAE + BF16),
     # and the finer D_k at twice the rate, which narrowed the largest per-class gap without the cVAE term
     "cclapgan-vae-d2-bf16": ("cclapgan-fashion-mnist", FINER_VAE + ["method.finer_d_lr_scale=2"] + BF16),
+    # and BicycleGAN's latent regression on the finer levels (λ_z 0.5, its code's): G_k must make
+    # residuals from which E_k reads their noise back (docs/methods-lapgan-selfcond.md)
+    "cclapgan-bicycle-bf16": ("cclapgan-fashion-mnist", FINER_VAE + ["method.finer_latent_weight=0.5"] + BF16),
     "plain-loop": ("acgan-fashion-mnist-paper", []),
     # SN on D, hinge, G-EMA ramped up (the curve and the final samples come from the average), DiffAugment
     # translation, betas (0, 0.999): docs/quality.md

@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.func
 from torch import nn
 
 from condgan.config import Config, register_method_config, setting
@@ -77,6 +78,11 @@ class LAPGANConfig(SourceLossConfig):
     # weight λ) and the posterior stays near N(0, I) (KL, weight λ/1000, the code's 0.01 beside 10), so
     # z_k has to carry what l_k does not say about h_k (`_with_reconstruction`).
     finer_vae_weight: float = setting(0.0, at_least=0)
+    # λ_z of BicycleGAN's latent regression (its cLR-GAN half; 0.5 in its code; 0: off; needs
+    # finer_vae_weight for the encoder): E_k must read the z_k back from G_k(z_k, l_k) of drawn noise,
+    # λ_z·mean|μ(E_k(h̃_k, l_k)) − z_k|, with the gradient to G_k only, so G_k cannot ignore z_k
+    # (`_with_latent_regression`).
+    finer_latent_weight: float = setting(0.0, at_least=0)
     # The same cVAE term at the coarsest level (an MLP encoder of I_K and the class; 0: off): G_K must
     # rebuild real coarse images from their encoded z_K, so every class's real variety has a z.
     coarse_vae_weight: float = setting(0.0, at_least=0)
@@ -124,6 +130,11 @@ class LAPGAN(Method):
         self._finer_d_lr_scale = cfg.method.finer_d_lr_scale
         self.mode_seeking_finer = cfg.method.mode_seeking_levels == "all"
         self.vae_weights = [cfg.method.finer_vae_weight] * self.K + [cfg.method.coarse_vae_weight]
+        if cfg.method.finer_latent_weight > 0 and cfg.method.finer_vae_weight == 0:
+            raise ConfigError("config fields method.finer_latent_weight and method.finer_vae_weight: the latent "
+                              "regression reads z_k with the cVAE term's encoder, found method.finer_vae_weight 0; "
+                              "set it > 0 (10 in BicycleGAN)")
+        self.latent_weight = cfg.method.finer_latent_weight
 
     # ------------------------------------------------------------------ noise and sampling
 
@@ -223,7 +234,7 @@ class LAPGAN(Method):
                                          f"D{k}/p_fake": torch.sigmoid(s_fake).mean().detach()},
                                         s_real, real, step.step, name=f"D{k}/r1")
         loss, stats = self._with_mode_seeking(k, g_source_loss(self._judge(k, fake, fake_c, step), self.g_source_loss), fake, step)
-        return self._with_reconstruction(k, loss, stats, step)
+        return self._with_latent_regression(k, *self._with_reconstruction(k, loss, stats, step), fake, step)
 
     def _with_reconstruction(self, k: int, loss: torch.Tensor, stats: dict[str, torch.Tensor],
                              step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -253,6 +264,21 @@ class LAPGAN(Method):
         kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(dim=1).mean()
         return (loss + weight * (l1 + kl / 1000),
                 {**stats, f"G{k}/reconstruction": l1.detach(), f"G{k}/kl": kl.detach()})
+
+    def _with_latent_regression(self, k: int, loss: torch.Tensor, stats: dict[str, torch.Tensor], fake: torch.Tensor,
+                                step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """A finer G_k's loss with BicycleGAN's latent regression (Zhu et al. 2017, eq. 4, the cLR-GAN
+        half) where `method.finer_latent_weight` λ_z > 0: λ_z·mean|μ(E_k(h̃_k, l_k)) − z_k| over the
+        step's generated residuals and their drawn z_k. The encoder's weights are read detached, as
+        BicycleGAN updates only G with this term: E_k learns from real residuals (the cVAE term), and
+        G_k must make residuals from which that encoder reads z_k back, so it cannot ignore its noise."""
+        if k == self.K or self.latent_weight == 0:
+            return loss, stats
+        encoder = self.G[k].encoder
+        weights = {name: p.detach() for name, p in encoder.named_parameters()}
+        mu, _ = torch.func.functional_call(encoder, weights, (fake, self._low(k, step)))
+        latent = (mu - self._split(step.gen_z)[k]).abs().mean()
+        return loss + self.latent_weight * latent, {**stats, f"G{k}/latent_regression": latent.detach()}
 
     def _with_mode_seeking(self, k: int, loss: torch.Tensor, fake: torch.Tensor,
                            step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
