@@ -29,7 +29,7 @@ def test_levels_train_alone_and_the_diagnosis_reads_every_level():
     method, cpu, last = lapgan_levels.train_levels(cfg, [2], 3, 0, train.x(), train.y)
     assert cpu >= 0 and {"D2/loss", "G2/loss", "G2/mode_seeking"} <= set(last)
     judge7 = nn.Sequential(nn.Flatten(), nn.Linear(49, 10)).eval()
-    row = lapgan_levels.diagnose(method, train, test, judge7, n=200, pairs=100, judge_eval=False)
+    row = lapgan_levels.diagnose(method, train, test, judge7, n=200, pairs=100, chain_pairs=None)
     assert set(row["msssim"]) == {"I0", "I1", "I2"} and set(row["noise"]) == {"level0", "level1", "level2"}
     for level in row["msssim"].values():  # the per-class gaps average to the gap of the means
         assert len(level["gap_per_class"]) == 10
