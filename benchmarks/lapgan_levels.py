@@ -24,8 +24,8 @@ One JSON line with:
              200 inputs, next to the RMS of the real band h_k (and, for K, the real within-class
              standard deviation of I_K): near 0 means G_k ignores z_k;
   chain      with --judge-eval: the suite's accuracy, FID and diversity (--n samples, --chain-pairs
-             MS-SSIM pairs per class, 50 unless told, judge features; the per-class gaps generated − real) of the final
-             samples and of the finer levels run on the real test images' I_K (the condition the
+             MS-SSIM pairs per class, 50 unless told, judge features; the per-class gaps generated
+             − real) of the final samples and of the finer levels run on the real test images' I_K (the condition the
              finer levels were trained on);
   cost       FLOPs of one training step (all phases, forward and backward, condgan.bench.flops) and
              the ratio to acgan-fashion-mnist-paper's; with --levels, the CPU seconds of the training.
@@ -51,7 +51,7 @@ from condgan.evaluation.suite import EvalOptions, evaluate
 from condgan.methods import StepInputs, build_method
 from condgan.metrics.classifier import default_judge_path, load_judge
 from condgan.metrics.correlation import per_class_values
-from condgan.metrics.diversity import class_msssim_pairs
+from condgan.metrics.diversity import class_msssim_pairs, distinct_pairs
 from condgan.metrics.features import judge_extractor
 from condgan.nets import DataSpec
 from condgan.nets.pyramid import gaussian_pyramid, upsample
@@ -195,7 +195,7 @@ def suite(method, x: torch.Tensor, y: torch.Tensor, test, judge, pairs: int) -> 
         y = torch.as_tensor(np.asarray(judge_extractor(judge).extract(x, desc="labels", progress=False)[1]).argmax(1))
         metrics.remove("accuracy")
     y = y.numpy().astype(np.int64)
-    if np.bincount(y, minlength=NUM_CLASSES).min() * (np.bincount(y, minlength=NUM_CLASSES).min() - 1) < 2 * pairs:
+    if distinct_pairs(int(np.bincount(y, minlength=NUM_CLASSES).min())) < pairs:
         metrics.remove("diversity")  # too few images of a class for that many distinct pairs
     r = evaluate(x, y, test, judge=judge, metrics=metrics, options=EvalOptions(pairs=pairs, seed=0, progress=False))["metrics"]
     out = {k: round(r[k], 3) for k in ("accuracy", "fid", "msssim_gen_mean", "msssim_real_mean") if r.get(k) is not None}

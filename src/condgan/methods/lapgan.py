@@ -81,8 +81,7 @@ class LAPGANConfig(SourceLossConfig):
     # λ_z of BicycleGAN's latent regression (its cLR-GAN half; 0.5 in its code; 0: off; needs
     # finer_vae_weight for the encoder): E_k must read the z_k back from G_k(z_k, l_k) of drawn noise,
     # λ_z·mean|μ(E_k(h̃_k, l_k)) − z_k| (h̃_k of the clamped image), with the gradient to G_k only, so
-    # G_k cannot ignore z_k
-    # (`_with_latent_regression`).
+    # G_k cannot ignore z_k (`_with_latent_regression`).
     finer_latent_weight: float = setting(0.0, at_least=0)
     # The same cVAE term at the coarsest level (an MLP encoder of I_K and the class; 0: off): G_K must
     # rebuild real coarse images from their encoded z_K, so every class's real variety has a z.
@@ -270,9 +269,10 @@ class LAPGAN(Method):
                                 step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """A finer G_k's loss with BicycleGAN's latent regression (Zhu et al. 2017, eq. 4, the cLR-GAN
         half) where `method.finer_latent_weight` λ_z > 0: λ_z·mean|μ(E_k(h̃_k, l_k)) − z_k| over the
-        step's generated residuals (of the images clamped to [−1, 1]) and their drawn z_k. The encoder's weights are read detached, as
-        BicycleGAN updates only G with this term: E_k learns from real residuals (the cVAE term), and
-        G_k must make residuals from which that encoder reads z_k back, so it cannot ignore its noise."""
+        step's generated residuals (of the images clamped to [−1, 1]) and their drawn z_k. The
+        encoder's weights are read detached, as BicycleGAN updates only G with this term: E_k learns
+        from real residuals (the cVAE term), and G_k must make residuals from which that encoder reads
+        z_k back, so it cannot ignore its noise."""
         if k == self.K or self.latent_weight == 0:
             return loss, stats
         encoder, low = self.G[k].encoder, self._low(k, step)

@@ -34,9 +34,14 @@ from condgan.metrics._checks import ArrayLike
 from condgan.metrics.msssim import ms_ssim
 
 
+def distinct_pairs(n: int) -> int:
+    """How many distinct unordered pairs n images form: the most pairs a class of n can give."""
+    return n * (n - 1) // 2
+
+
 def _pairs(n: int, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """`count` distinct pairs (i, j), i < j < n, uniformly without replacement."""
-    t = rng.choice(n * (n - 1) // 2, size=count, replace=False)
+    t = rng.choice(distinct_pairs(n), size=count, replace=False)
     # Pair number t = j (j - 1) / 2 + i with 0 <= i < j: invert the triangular numbers.
     j = np.floor((1.0 + np.sqrt(1.0 + 8.0 * t)) / 2.0).astype(np.int64)
     j -= j * (j - 1) // 2 > t
@@ -76,9 +81,9 @@ def class_msssim_pairs(
     for k in range(num_classes):
         members = np.flatnonzero(y == k)
         n = members.shape[0]
-        if n * (n - 1) // 2 < pairs_per_class:
+        if distinct_pairs(n) < pairs_per_class:
             raise SamplesError(
-                f"labels: class {k} has {n} images, which form {n * (n - 1) // 2} distinct pairs; "
+                f"labels: class {k} has {n} images, which form {distinct_pairs(n)} distinct pairs; "
                 f"expected at least {pairs_per_class} pairs (pairs_per_class)"
             )
         i, j = _pairs(n, pairs_per_class, np.random.default_rng([seed, k]))

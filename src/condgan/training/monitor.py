@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from condgan.data import LabelledData
 from condgan.data.storage import SampleView
+from condgan.metrics.diversity import distinct_pairs
 from condgan.sampling import Classes, generate
 
 SAMPLES_PER_CLASS = 20  # 190 distinct pairs per class available
@@ -54,7 +55,7 @@ class CollapseMonitor:
         self.real = LabelledData(real_x[keep].float().cpu(), real_y[keep].cpu(),
                                  tuple(str(k) for k in range(num_classes)), "monitor-real")
         n = int(torch.bincount(self.real.y, minlength=num_classes).min())
-        self.pairs = min(PAIRS, n * (n - 1) // 2)
+        self.pairs = min(PAIRS, distinct_pairs(n))
         self.streak = 0
         self.warned = False
 
