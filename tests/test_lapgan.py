@@ -344,6 +344,34 @@ def test_coarse_vae_term_rebuilds_real_coarse_images_from_their_code():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.G[2].encoder.parameters())
 
 
+def test_coarse_latent_regression_reads_z_k_back_from_the_clamped_coarse_image():
+    """method.coarse_latent_weight λ_z: G_K's loss gains λ_z·mean|μ(E_K(clamp(Ĩ_K), c)) − z_K| with the
+    drawn classes, recomputed here by hand; the gradient reaches G_K but not E_K's weights, and none
+    through coarse pixels beyond the data range. Without the coarse cVAE term's encoder: refused."""
+    m = small_method("cclapgan", "method.coarse_vae_weight=5", "method.coarse_latent_weight=0.5")
+    gen = torch.Generator().manual_seed(7)
+    real_x = torch.rand(8, 1, 28, 28, generator=gen) * 2 - 1
+    real_c, gen_c = torch.randint(0, 10, (8,), generator=gen), torch.randint(0, 10, (8,), generator=gen)
+    step = StepInputs(real_x, real_c, torch.arange(8), m.latent(8, generator=gen), gen_c, step=0)
+    fake = m._fake(2, step)
+    loss, stats = m._with_latent_regression(2, torch.zeros(()), {}, fake, step)
+    mu, _ = m.G[2].encoder(fake.clamp(-1, 1), gen_c)
+    torch.testing.assert_close(loss, 0.5 * (mu - m._split(step.gen_z)[2]).abs().mean())
+    assert set(stats) == {"G2/latent_regression"}
+    assert "G2/latent_regression" in m.loss(m.phase("G2"), step)[1]
+    m.zero_grad()
+    loss.backward()
+    assert all(p.grad is None for p in m.G[2].encoder.parameters())
+    assert m.G[2].net[0].weight.grad.abs().sum() > 0
+    pushed = (fake.detach() + 3.0 * torch.sign(fake.detach() + 1e-6)).requires_grad_(True)
+    m._with_latent_regression(2, torch.zeros(()), {}, pushed, step)[0].backward()
+    assert pushed.grad.abs().max() == 0
+    assert small_method("cclapgan", "method.finer_noise_dim=4", "method.finer_vae_weight=10",
+                        "method.finer_latent_weight=0.5")._with_latent_regression(2, loss, stats, fake, step) == (loss, stats)
+    with pytest.raises(ConfigError, match="coarse_latent_weight"):
+        small_method("cclapgan", "method.coarse_latent_weight=0.5")
+
+
 def test_each_level_reads_its_own_noise():
     """z_k moves level k and the finer ones, never a coarser one (the flat noise is split per level)."""
     m = small_method("cclapgan").eval()

@@ -86,6 +86,10 @@ class LAPGANConfig(SourceLossConfig):
     # The same cVAE term at the coarsest level (an MLP encoder of I_K and the class; 0: off): G_K must
     # rebuild real coarse images from their encoded z_K, so every class's real variety has a z.
     coarse_vae_weight: float = setting(0.0, at_least=0)
+    # The same latent regression at the coarsest level (0: off; needs coarse_vae_weight): E_K must read
+    # z_K back from G_K(z_K, c), per sample, so G_K cannot map the prior's z of a class to a few images
+    # while the cVAE term covers the class only from the encoder's codes.
+    coarse_latent_weight: float = setting(0.0, at_least=0)
 
 
 @register_method_config
@@ -130,11 +134,12 @@ class LAPGAN(Method):
         self._finer_d_lr_scale = cfg.method.finer_d_lr_scale
         self.mode_seeking_finer = cfg.method.mode_seeking_levels == "all"
         self.vae_weights = [cfg.method.finer_vae_weight] * self.K + [cfg.method.coarse_vae_weight]
-        if cfg.method.finer_latent_weight > 0 and cfg.method.finer_vae_weight == 0:
-            raise ConfigError("config fields method.finer_latent_weight and method.finer_vae_weight: the latent "
-                              "regression reads z_k with the cVAE term's encoder, found method.finer_vae_weight 0; "
-                              "set it > 0 (10 in BicycleGAN)")
-        self.latent_weight = cfg.method.finer_latent_weight
+        for where in ("finer", "coarse"):
+            if getattr(cfg.method, f"{where}_latent_weight") > 0 and getattr(cfg.method, f"{where}_vae_weight") == 0:
+                raise ConfigError(f"config fields method.{where}_latent_weight and method.{where}_vae_weight: the "
+                                  f"latent regression reads z with the cVAE term's encoder, found "
+                                  f"method.{where}_vae_weight 0; set it > 0 (10 in BicycleGAN)")
+        self.latent_weights = [cfg.method.finer_latent_weight] * self.K + [cfg.method.coarse_latent_weight]
 
     # ------------------------------------------------------------------ noise and sampling
 
@@ -267,22 +272,28 @@ class LAPGAN(Method):
 
     def _with_latent_regression(self, k: int, loss: torch.Tensor, stats: dict[str, torch.Tensor], fake: torch.Tensor,
                                 step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """A finer G_k's loss with BicycleGAN's latent regression (Zhu et al. 2017, eq. 4, the cLR-GAN
-        half) where `method.finer_latent_weight` λ_z > 0: λ_z·mean|μ(E_k(h̃_k, l_k)) − z_k| over the
-        step's generated residuals (of the images clamped to [−1, 1]) and their drawn z_k. The
-        encoder's weights are read detached, as BicycleGAN updates only G with this term: E_k learns
-        from real residuals (the cVAE term), and G_k must make residuals from which that encoder reads
-        z_k back, so it cannot ignore its noise."""
-        if k == self.K or self.latent_weight == 0:
+        """G_k's loss with BicycleGAN's latent regression (Zhu et al. 2017, eq. 4, the cLR-GAN half)
+        where level k's weight λ_z (`method.finer_latent_weight`, or `coarse_latent_weight` for k = K)
+        is > 0: λ_z·mean|μ(E_k(h̃_k, l_k)) − z_k| over the step's generated residuals (of the images
+        clamped to [−1, 1]) and their drawn z_k; at the coarsest level |μ(E_K(Ĩ_K, c)) − z_K| of the
+        clamped coarse images and their drawn classes. The encoder's weights are read detached, as
+        BicycleGAN updates only G with this term: E_k learns from real images (the cVAE term), and
+        G_k must make images from which that encoder reads z_k back, so it cannot ignore its noise."""
+        weight = self.latent_weights[k]
+        if weight == 0:
             return loss, stats
-        encoder, low = self.G[k].encoder, self._low(k, step)
+        encoder = self.G[k].encoder
         weights = {name: p.detach() for name, p in encoder.named_parameters()}
-        # E_k reads the residual of the image as sampled (clamped to the data range): unclamped, G_k
-        # wrote z_k into residuals of RMS 1.8 against the real 0.27 where the clamp hides them
-        shown = (low + fake).clamp(-1.0, 1.0) - low
-        mu, _ = torch.func.functional_call(encoder, weights, (shown, low))
+        # E_k reads the image as sampled (clamped to the data range): unclamped, G_k wrote z_k into
+        # residuals of RMS 1.8 against the real 0.27 where the clamp hides them
+        if k == self.K:
+            inputs = (fake.clamp(-1.0, 1.0), self._c(step.gen_c))
+        else:
+            low = self._low(k, step)
+            inputs = ((low + fake).clamp(-1.0, 1.0) - low, low)
+        mu, _ = torch.func.functional_call(encoder, weights, inputs)
         latent = (mu - self._split(step.gen_z)[k]).abs().mean()
-        return loss + self.latent_weight * latent, {**stats, f"G{k}/latent_regression": latent.detach()}
+        return loss + weight * latent, {**stats, f"G{k}/latent_regression": latent.detach()}
 
     def _with_mode_seeking(self, k: int, loss: torch.Tensor, fake: torch.Tensor,
                            step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
