@@ -62,6 +62,8 @@ from condgan.training import loop  # noqa: E402
 FINER_VAE = ["method.finer_noise_dim=8", "method.finer_vae_weight=10"]
 BF16 = ["train.amp=bf16", "train.channels_last=true"]
 EMA = ["recipe.ema_decay=0.999", "recipe.ema_rampup=0.05"]  # the default recipe's G-EMA
+# BicycleGAN on the finer levels: the cVAE term and the latent regression (λ_z 0.5, its code's)
+BICYCLE = FINER_VAE + ["method.finer_latent_weight=0.5"]
 
 # entry -> (preset, overrides).
 ENTRIES: dict[str, tuple[str, list[str]]] = {
@@ -96,14 +98,14 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     "cclapgan-vae-d2-bf16": ("cclapgan-fashion-mnist", FINER_VAE + ["method.finer_d_lr_scale=2"] + BF16),
     # and BicycleGAN's latent regression on the finer levels (λ_z 0.5, its code's): G_k must make
     # residuals from which E_k reads their noise back (docs/methods-lapgan-selfcond.md)
-    "cclapgan-bicycle-bf16": ("cclapgan-fashion-mnist", FINER_VAE + ["method.finer_latent_weight=0.5"] + BF16),
+    "cclapgan-bicycle-bf16": ("cclapgan-fashion-mnist", BICYCLE + BF16),
     # and G-EMA as in the default recipe (0.999, ramp-up 0.05): the samples come from the average of
     # the last few hundred steps' G, not from one iterate of a GAN whose per-class spread still moves
-    "cclapgan-bicycle-ema-bf16": ("cclapgan-fashion-mnist", FINER_VAE + ["method.finer_latent_weight=0.5"] + EMA + BF16),
+    "cclapgan-bicycle-ema-bf16": ("cclapgan-fashion-mnist", BICYCLE + EMA + BF16),
     # and the finer D_k at twice the rate: with G-EMA the class left short of real variety (Sandal) loses
     # it at level 1, whose residuals are twice the real band's RMS: a faster D_k judges them harder
-    "cclapgan-bicycle-ema-d2-bf16": ("cclapgan-fashion-mnist", FINER_VAE + ["method.finer_latent_weight=0.5"] + EMA
-                                     + ["method.finer_d_lr_scale=2"] + BF16),
+    "cclapgan-bicycle-ema-d2-bf16": ("cclapgan-fashion-mnist",
+                                     BICYCLE + EMA + ["method.finer_d_lr_scale=2"] + BF16),
     "plain-loop": ("acgan-fashion-mnist-paper", []),
     # SN on D, hinge, G-EMA ramped up (the curve and the final samples come from the average), DiffAugment
     # translation, betas (0, 0.999): docs/quality.md
