@@ -230,6 +230,51 @@ def test_noise_vector_is_tiled_and_moves_the_residual_with_the_image():
         resolve_config(overrides=["method.name=cclapgan", "method.finer_noise_dim=-1"])
 
 
+def test_noise_grid_gives_each_region_its_own_code():
+    """method.finer_noise_grid g: each finer z_k is a g×g grid of noise vectors (code-major), mapped by
+    the first layer's Linear and bilinearly upsampled: the top-left cell's code moves the first
+    layer's maps at the top left and leaves those at the bottom right alone (bilinear weights end at
+    the neighbouring cell's centre), and g = 1 is the tiled vector (one value per map). The encoder
+    returns one (μ, log σ²) per cell in the same layout: the cVAE term and the latent regression run
+    on the flat vectors unchanged (the cVAE term recomputed by hand, with its KL at λ·method.finer_kl_ratio).
+    A grid without vectors, or finer than the level, is refused."""
+    m = small_method("cclapgan", "method.finer_noise_dim=3", "method.finer_noise_grid=2", "method.finer_vae_weight=10",
+                     "method.finer_latent_weight=0.5", "method.finer_kl_ratio=0.1")
+    assert [p.shape[1] for p in m._split(m.latent(2))] == [12, 12, 8]
+    g, size = m.G[0], m.sizes[0]
+    gen = torch.Generator().manual_seed(8)
+    z = torch.randn(2, 12, generator=gen)
+    moved = z.clone()
+    moved[:, 0::4] += 1.0  # code-major: element 4·i + 0 is vector element i of cell (0, 0)
+    with torch.no_grad():
+        change = (g._noise_maps(moved) - g._noise_maps(z)).abs().amax(dim=(0, 1))
+    assert change.shape == (size, size)
+    assert change[: size // 4, : size // 4].min() > 0.01 and change[-size // 4 + 1:, -size // 4 + 1:].max() == 0
+    with torch.no_grad():
+        mu, logvar = g.encoder(torch.randn(5, 1, size, size, generator=gen), torch.randn(5, 1, size, size, generator=gen))
+    assert mu.shape == logvar.shape == (5, 12)
+    tiled = small_method("cclapgan", "method.finer_noise_dim=3").G[0]
+    assert tiled._noise_maps(torch.randn(2, 3, generator=gen)).shape == (2, 4, 1, 1)
+    step = StepInputs(torch.rand(8, 1, 28, 28, generator=gen) * 2 - 1, torch.arange(8) % 10, torch.arange(8),
+                      m.latent(8, generator=gen), torch.arange(8) % 10, step=0)
+    loss, stats = m.loss(m.phase("G0"), step)
+    assert torch.isfinite(loss) and {"G0/kl", "G0/latent_regression"} <= set(stats)
+    # the cVAE term by hand, its KL at λ·finer_kl_ratio: 10·(L1 + 0.1·KL)
+    low = m._low(0, step)[:4]
+    target = m._real(0, step)[:4] - low
+    mu, logvar = g.encoder(target, low)
+    rebuilt = g(mu + (0.5 * logvar).exp() * m._split(step.gen_z)[0][:4], low, step.real_c[:4])
+    kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(1).mean()
+    torch.testing.assert_close(m._with_reconstruction(0, torch.zeros(()), {}, step)[0],
+                               10 * ((rebuilt - target).abs().mean() + 0.1 * kl))
+    with torch.no_grad():
+        assert m.generate(m.latent(3, generator=gen), torch.tensor([0, 5, 9])).shape == (3, 1, 28, 28)
+    with pytest.raises(ConfigError, match="finer_noise_grid"):
+        small_method("cclapgan", "method.finer_noise_grid=2")
+    with pytest.raises(ConfigError, match="finer_noise_grid: expected 1 to 14"):
+        small_method("cclapgan", "method.finer_noise_dim=3", "method.finer_noise_grid=15")
+
+
 def test_vae_term_is_bicyclegans_and_makes_z_carry_the_residual():
     """method.finer_vae_weight λ: G_k's loss gains λ·(mean|G_k(μ + σ·z_k, l_k) − h_k| + KL/1000) over
     the first half of the batch, recomputed here by hand; the encoder is part of G_k (its optimiser)

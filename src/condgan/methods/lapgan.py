@@ -22,7 +22,8 @@ G_K's output and noise z_K, and with `method.mode_seeking_levels: all` on every 
 Sampling runs coarse to fine (paper eq. 4): Ĩ_K = G_K(z_K), Ĩ_k = u(Ĩ_{k+1}) + G_k(z_k, u(Ĩ_{k+1})).
 The noise of all levels is one flat vector per sample (`latent`): z_K (model.z_dim) followed by one
 Gaussian noise plane per finer level (the official code uses one uniform plane per level), or with
-`method.finer_noise_dim` one short Gaussian vector per finer level, tiled over its image.
+`method.finer_noise_dim` one short Gaussian vector per finer level, tiled over its image (or a
+`method.finer_noise_grid` × grid of them).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from condgan.nets.pyramid import (CoarseDiscriminator, CoarseGenerator, LevelDis
 
 # The finer levels' mode-seeking term draws 1/MODE_SEEKING_SHARE of the batch again (`_with_mode_seeking`).
 MODE_SEEKING_SHARE = 4
+# The coarsest level's cVAE KL weight as a fraction of method.coarse_vae_weight: BicycleGAN's 0.01 beside 10.
+COARSE_KL_RATIO = 1e-3
 
 
 @register_method_config
@@ -73,11 +76,19 @@ class LAPGANConfig(SourceLossConfig):
     # cannot pass through as pixel noise (mode seeking then inflates the residuals instead:
     # docs/methods-lapgan-selfcond.md, "A noise vector for the finer G_k").
     finer_noise_dim: int = setting(0, at_least=0)
+    # g > 1: each finer z_k is a g×g grid of such vectors, bilinearly upsampled over the image, so a
+    # region's code sets that region's texture (nets.pyramid.LevelGenerator; needs finer_noise_dim);
+    # the cVAE encoder then returns one code per cell. 1: one tiled vector.
+    finer_noise_grid: int = setting(1, positive=True)
     # λ of BicycleGAN's cVAE term on the finer levels (10 in its code; 0: off; needs finer_noise_dim):
     # an encoder E_k maps half the batch's real residuals to z_k, G_k must rebuild them from it (L1,
-    # weight λ) and the posterior stays near N(0, I) (KL, weight λ/1000, the code's 0.01 beside 10), so
+    # weight λ) and the posterior stays near N(0, I) (KL, weight λ·finer_kl_ratio, the code's 0.01 beside 10), so
     # z_k has to carry what l_k does not say about h_k (`_with_reconstruction`).
     finer_vae_weight: float = setting(0.0, at_least=0)
+    # The finer levels' KL weight as a fraction of finer_vae_weight (BicycleGAN's 0.01 beside 10: 1/1000).
+    # A smaller one lets E_k put more of the real residual into z_k (KL 17–25 nats at 1e-4 against
+    # 1–3 at 1e-3 with a 4×4 noise grid: docs/methods-lapgan-selfcond.md, "A grid of noise codes").
+    finer_kl_ratio: float = setting(1e-3, at_least=0)
     # λ_z of BicycleGAN's latent regression (its cLR-GAN half; 0.5 in its code; 0: off; needs
     # finer_vae_weight for the encoder): E_k must read the z_k back from G_k(z_k, l_k) of drawn noise,
     # λ_z·mean|μ(E_k(h̃_k, l_k)) − z_k| (h̃_k of the clamped image), with the gradient to G_k only, so
@@ -119,7 +130,7 @@ class LAPGAN(Method):
         m = cfg.model
         self.G = nn.ModuleList(
             [LevelGenerator(channels, s, num_classes, m.g_channels, cfg.method.finer_g_layer_noise, cfg.method.finer_noise_dim,
-                            encoder=cfg.method.finer_vae_weight > 0)
+                            encoder=cfg.method.finer_vae_weight > 0, noise_grid=cfg.method.finer_noise_grid)
              for s in self.sizes[:-1]]
             + [CoarseGenerator(m.z_dim, channels, self.sizes[-1], num_classes, m.hidden,
                                encoder=cfg.method.coarse_vae_weight > 0)]
@@ -134,6 +145,7 @@ class LAPGAN(Method):
         self._finer_d_lr_scale = cfg.method.finer_d_lr_scale
         self.mode_seeking_finer = cfg.method.mode_seeking_levels == "all"
         self.vae_weights = [cfg.method.finer_vae_weight] * self.K + [cfg.method.coarse_vae_weight]
+        self.kl_ratios = [cfg.method.finer_kl_ratio] * self.K + [COARSE_KL_RATIO]
         for where in ("finer", "coarse"):
             if getattr(cfg.method, f"{where}_latent_weight") > 0 and getattr(cfg.method, f"{where}_vae_weight") == 0:
                 raise ConfigError(f"config fields method.{where}_latent_weight and method.{where}_vae_weight: the "
@@ -145,8 +157,9 @@ class LAPGAN(Method):
 
     @property
     def _finer_noise_sizes(self) -> list[int]:
-        """Length of z_k for the finer levels 0 … K−1: a size_k × size_k plane, or method.finer_noise_dim."""
-        return [g.noise_dim or g.size * g.size for g in self.G[:-1]]
+        """Length of z_k for the finer levels 0 … K−1: a size_k × size_k plane, or
+        method.finer_noise_dim × finer_noise_grid²."""
+        return [g.noise_size for g in self.G[:-1]]
 
     @property
     def latent_dim(self) -> int:
@@ -248,7 +261,8 @@ class LAPGAN(Method):
         batch's real h_k (I_K at the coarsest level) is encoded, z = μ + σ·ε with ε that half's own
         noise z_k of this step (so the step stays a function of its inputs and resumes exactly), and
         G_k(z, l_k) (G_K(z)) must return it, with the real images' classes: λ·mean|G_k(z, …) − h_k| +
-        (λ/1000)·KL(N(μ, σ²) ‖ N(0, I)) (summed over z, mean over samples)."""
+        λ·r·KL(N(μ, σ²) ‖ N(0, I)) (summed over z, mean over samples), r = `method.finer_kl_ratio` at the
+        finer levels and 1/1000 (`COARSE_KL_RATIO`) at the coarsest."""
         weight = self.vae_weights[k]
         if weight == 0:
             return loss, stats
@@ -267,7 +281,7 @@ class LAPGAN(Method):
             rebuilt = self.G[k](mu + (0.5 * logvar).exp() * eps, low, c)
         l1 = (rebuilt - target).abs().mean()
         kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(dim=1).mean()
-        return (loss + weight * (l1 + kl / 1000),
+        return (loss + weight * (l1 + self.kl_ratios[k] * kl),
                 {**stats, f"G{k}/reconstruction": l1.detach(), f"G{k}/kl": kl.detach()})
 
     def _with_latent_regression(self, k: int, loss: torch.Tensor, stats: dict[str, torch.Tensor], fake: torch.Tensor,

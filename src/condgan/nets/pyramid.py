@@ -18,8 +18,9 @@ Level networks follow the official CIFAR-10 coarse-to-fine scripts (train_cifar_
 - G_k (k < K): input planes [noise plane z_k, l_k = u(I_{k+1}), (CC) class plane]; three
   same-size convolutions 7×7, 7×7, 5×5 with ReLU between; a linear output, the residual h̃_k.
   With method.finer_g_layer_noise, z_k is also added to both hidden layers with a learnt scale;
-  with method.finer_noise_dim, z_k is a short vector tiled over the image instead of a plane, and
-  with method.finer_vae_weight an encoder E_k (BicycleGAN's) maps a real residual to its z_k.
+  with method.finer_noise_dim, z_k is a short vector tiled over the image instead of a plane (or
+  with method.finer_noise_grid a grid of them, upsampled), and with method.finer_vae_weight an
+  encoder E_k (BicycleGAN's) maps a real residual to its z_k.
 - D_k (k < K): the residual is added to the low-pass image before the first layer (paper §3.3:
   "l_k ... is explicitly added to h_k or h̃_k before the first convolution layer"), a class plane
   is concatenated (CC); convolutions 5×5 and 5×5 stride 2 with ReLU, dropout, a linear logit.
@@ -114,22 +115,33 @@ class LevelGenerator(nn.Module):
     value per feature map, so it is written as Linear(z_k) added to the first layer's maps — the
     same up to the zero padding at the borders, without a convolution over the constant maps. A
     constant map varies no pixel on its own: what G_k makes of it varies with the structure of l_k,
-    so z_k can set a texture but cannot be passed through as pixel noise."""
+    so z_k can set a texture but cannot be passed through as pixel noise.
+    `noise_grid` g > 1: z_k is a g×g grid of such vectors (noise_dim·g² values, code-major), each
+    mapped by the same Linear and the g×g maps bilinearly upsampled to the image: the code of a
+    region sets that region's texture, where one tiled code can only modulate the whole image by the
+    structure of l_k (g = 1 is the tiled vector; linear maps commute with the upsampling, so mapping
+    the g×g codes first is the same as mapping upsampled codes, at g² rather than size² positions)."""
 
     def __init__(self, channels: int, size: int, num_classes: int, width: int = 64, layer_noise: bool = False,
-                 noise_dim: int = 0, encoder: bool = False) -> None:
+                 noise_dim: int = 0, encoder: bool = False, noise_grid: int = 1) -> None:
         super().__init__()
+        if noise_grid > 1 and not noise_dim:
+            raise ConfigError("config fields method.finer_noise_grid and method.finer_noise_dim: the grid holds noise "
+                              "vectors, found method.finer_noise_dim 0; set it > 0 or method.finer_noise_grid to 1")
+        if not 1 <= noise_grid <= size:
+            raise ConfigError(f"config field method.finer_noise_grid: expected 1 to {size} (the finer level's "
+                              f"side in pixels), found {noise_grid}")
         if layer_noise and noise_dim:
             raise ConfigError("config fields method.finer_g_layer_noise and method.finer_noise_dim: the layer noise "
                               f"adds the noise plane, found a noise vector of {noise_dim}; set one of them")
         if encoder and not noise_dim:
             raise ConfigError("config fields method.finer_vae_weight and method.finer_noise_dim: the encoder returns "
                               "a noise vector, found method.finer_noise_dim 0; set it > 0 (8 in BicycleGAN)")
-        self.size, self.noise_dim = size, noise_dim
+        self.size, self.noise_dim, self.noise_grid = size, noise_dim, noise_grid
         self.class_plane = ClassPlane(num_classes, size) if num_classes else None
         self.noise_in = nn.Linear(noise_dim, width) if noise_dim else None
         # trained with G_k (it is in G_k's optimiser), unused when sampling
-        self.encoder = LevelEncoder(channels, noise_dim, width) if encoder else None
+        self.encoder = LevelEncoder(channels, noise_dim, width, noise_grid) if encoder else None
         planes = (0 if noise_dim else 1) + channels + (1 if num_classes else 0)
         self.net = nn.Sequential(
             nn.Conv2d(planes, width, 7, padding=3), nn.ReLU(True),
@@ -139,15 +151,26 @@ class LevelGenerator(nn.Module):
         # one weight per feature map of each hidden convolution; absent when off, so old checkpoints load
         self.noise_weights = nn.ParameterList([nn.Parameter(torch.zeros(width)) for _ in range(2)]) if layer_noise else None
 
+    @property
+    def noise_size(self) -> int:
+        """Length of z_k: size² (a plane) or noise_dim·noise_grid² (vectors)."""
+        return self.noise_dim * self.noise_grid**2 or self.size * self.size
+
+    def _noise_maps(self, z: torch.Tensor) -> torch.Tensor:
+        """The noise vectors' share of the first convolution: N×width×1×1 (tiled) or N×width×size×size."""
+        g = self.noise_grid
+        maps = self.noise_in(z.view(-1, self.noise_dim, g, g).movedim(1, -1)).movedim(-1, 1)
+        return maps if g == 1 else F.interpolate(maps, size=(self.size, self.size), mode="bilinear", align_corners=False)
+
     def forward(self, z: torch.Tensor, low: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        """`z`: N×size² noise (one plane) or N×noise_dim, `low`: N×C×size×size = u(I_{k+1}); returns the residual."""
+        """`z`: N×`noise_size` noise, `low`: N×C×size×size = u(I_{k+1}); returns the residual."""
         plane = None if self.noise_in is not None else z.view(-1, 1, self.size, self.size)
         inputs = [low] if plane is None else [plane, low]
         if self.class_plane is not None:
             inputs.append(self.class_plane(c, low.dtype))
         x = torch.cat(inputs, dim=1)
-        if self.noise_in is not None:  # the tiled vector's share of the first convolution
-            return self.net[1:](self.net[0](x) + self.noise_in(z)[:, :, None, None])
+        if self.noise_in is not None:
+            return self.net[1:](self.net[0](x) + self._noise_maps(z))
         if self.noise_weights is None:
             return self.net(x)
         for i, layer in enumerate(self.net):
@@ -161,19 +184,21 @@ class LevelEncoder(nn.Module):
     """E_k(h_k, l_k) → (μ, log σ²) of a noise vector of `noise_dim` values: BicycleGAN's encoder
     (Zhu et al. 2017, §3.1 cVAE-GAN) for a finer level, which reads the real residual next to its
     low-pass image and returns the Gaussian posterior of the z_k that should make it. Two 4×4
-    stride-2 convolutions, global average pooling and a linear layer."""
+    stride-2 convolutions, average pooling to `grid`×`grid` cells (global for 1) and one linear layer
+    per cell, shared: a grid of codes as `LevelGenerator` reads it (code-major, N×noise_dim·grid²)."""
 
-    def __init__(self, channels: int, noise_dim: int, width: int = 64) -> None:
+    def __init__(self, channels: int, noise_dim: int, width: int = 64, grid: int = 1) -> None:
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(2 * channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True),
             nn.Conv2d(width, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.AdaptiveAvgPool2d(grid),
         )
         self.out = nn.Linear(width, 2 * noise_dim)
 
     def forward(self, h: torch.Tensor, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.out(self.body(torch.cat([h, low], dim=1))).chunk(2, dim=1)
+        cells = self.out(self.body(torch.cat([h, low], dim=1)).movedim(1, -1))  # N×grid×grid×2·noise_dim
+        mu, logvar = (part.movedim(-1, 1).flatten(1) for part in cells.chunk(2, dim=-1))
         return mu, logvar
 
 
