@@ -106,6 +106,10 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     # it at level 1, whose residuals are twice the real band's RMS: a faster D_k judges them harder
     "cclapgan-bicycle-ema-d2-bf16": ("cclapgan-fashion-mnist",
                                      BICYCLE + EMA + ["method.finer_d_lr_scale=2"] + BF16),
+    # and the finer noise as a 4×4 grid of codes, upsampled, with the finer KL at λ/10,000: a region's
+    # code sets that region's detail, which a tiled code cannot place (docs/methods-lapgan-selfcond.md)
+    "cclapgan-bicycle-grid4-ema-bf16": ("cclapgan-fashion-mnist",
+                                        BICYCLE + ["method.finer_noise_grid=4", "method.finer_kl_ratio=1e-4"] + EMA + BF16),
     "plain-loop": ("acgan-fashion-mnist-paper", []),
     # SN on D, hinge, G-EMA ramped up (the curve and the final samples come from the average), DiffAugment
     # translation, betas (0, 0.999): docs/quality.md

@@ -87,7 +87,8 @@ class LAPGANConfig(SourceLossConfig):
     finer_vae_weight: float = setting(0.0, at_least=0)
     # The finer levels' KL weight as a fraction of finer_vae_weight (BicycleGAN's 0.01 beside 10: 1/1000).
     # A smaller one lets E_k put more of the real residual into z_k (KL 17–25 nats at 1e-4 against
-    # 1–3 at 1e-3 with a 4×4 noise grid: docs/methods-lapgan-selfcond.md, "A grid of noise codes").
+    # 1–3 at 1e-3 with a 4×4 noise grid: docs/methods-lapgan-selfcond.md, "A grid of noise codes for
+    # the finer G_k").
     finer_kl_ratio: float = setting(1e-3, at_least=0)
     # λ_z of BicycleGAN's latent regression (its cLR-GAN half; 0.5 in its code; 0: off; needs
     # finer_vae_weight for the encoder): E_k must read the z_k back from G_k(z_k, l_k) of drawn noise,
