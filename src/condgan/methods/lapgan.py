@@ -22,8 +22,8 @@ G_K's output and noise z_K, and with `method.mode_seeking_levels: all` on every 
 Sampling runs coarse to fine (paper eq. 4): Ĩ_K = G_K(z_K), Ĩ_k = u(Ĩ_{k+1}) + G_k(z_k, u(Ĩ_{k+1})).
 The noise of all levels is one flat vector per sample (`latent`): z_K (model.z_dim) followed by one
 Gaussian noise plane per finer level (the official code uses one uniform plane per level), or with
-`method.finer_noise_dim` one short Gaussian vector per finer level, tiled over its image (or a
-`method.finer_noise_grid` × grid of them).
+`method.finer_noise_dim` one short Gaussian vector per finer level, tiled over its image (with
+`method.finer_noise_grid` g, a g×g grid of them, upsampled).
 """
 
 from __future__ import annotations
@@ -82,8 +82,8 @@ class LAPGANConfig(SourceLossConfig):
     finer_noise_grid: int = setting(1, positive=True)
     # λ of BicycleGAN's cVAE term on the finer levels (10 in its code; 0: off; needs finer_noise_dim):
     # an encoder E_k maps half the batch's real residuals to z_k, G_k must rebuild them from it (L1,
-    # weight λ) and the posterior stays near N(0, I) (KL, weight λ·finer_kl_ratio, the code's 0.01 beside 10), so
-    # z_k has to carry what l_k does not say about h_k (`_with_reconstruction`).
+    # weight λ) and the posterior stays near N(0, I) (KL, weight λ·finer_kl_ratio, the code's 0.01
+    # beside 10), so z_k has to carry what l_k does not say about h_k (`_with_reconstruction`).
     finer_vae_weight: float = setting(0.0, at_least=0)
     # The finer levels' KL weight as a fraction of finer_vae_weight (BicycleGAN's 0.01 beside 10: 1/1000).
     # A smaller one lets E_k put more of the real residual into z_k (KL 17–25 nats at 1e-4 against
