@@ -15,7 +15,7 @@ from condgan.errors import ConfigError
 from condgan.methods import StepInputs, build_method
 from condgan.methods.gan import g_source_loss
 from condgan.nets import DataSpec
-from condgan.nets.pyramid import (CoarseDiscriminator, LevelDiscriminator, MinibatchStd, downsample, gaussian_pyramid, laplacian_pyramid, level_sizes,
+from condgan.nets.pyramid import (ClassStd, CoarseDiscriminator, LevelDiscriminator, MinibatchStd, downsample, gaussian_pyramid, laplacian_pyramid, level_sizes,
                                   reconstruct, upsample)
 from condgan.report.pyramid import lapgan_chain
 from condgan.sampling import load_run
@@ -172,6 +172,46 @@ def test_finer_discriminators_can_see_the_batch_spread():
             assert torch.allclose(d(h, low, c)[0], d(other, low, c)[0]) != depends
     with pytest.raises(ConfigError, match="finer_d_minibatch_std"):
         resolve_config(overrides=["method.name=cclapgan", "method.finer_d_minibatch_std=-1"])
+
+
+def test_class_std_is_each_class_standard_deviation():
+    """Each sample's extra map is the std over the batch's samples of its class, averaged over
+    features and positions (hand-computed with numpy); a lone sample of its class gets (almost) 0,
+    and a class made of one sample repeated shows (almost) none whatever the other classes do."""
+    x = torch.randn(7, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+    c = torch.tensor([0, 1, 0, 2, 1, 0, 3])
+    x[4] = x[1]  # class 1 holds one sample twice
+    out = ClassStd(num_classes=4)(x, c)
+    assert out.shape == (7, 4, 2, 2) and torch.equal(out[:, :3], x)
+    a = x.numpy()
+    for i in range(7):
+        members = a[(c == c[i]).numpy()]
+        expected = np.sqrt(members.var(axis=0) + 1e-8).mean()
+        np.testing.assert_allclose(out[i, 3].numpy(), np.full((2, 2), expected), rtol=1e-5)
+    assert out[1, 3, 0, 0] < 1e-3 < out[0, 3, 0, 0] and out[3, 3, 0, 0] < 1e-3
+
+
+def test_finer_discriminators_can_see_each_class_spread():
+    """method.finer_d_class_std puts `ClassStd` into every finer D_k (not the coarsest D): a sample's
+    logit then depends on the other samples of its class and not on those of other classes; the
+    state-dict keys are those of a D_k without it; LAPGAN, which has no classes, refuses it."""
+    off = small_method("cclapgan")
+    on = small_method("cclapgan", "method.finer_d_class_std=true")
+    for k in range(off.K):
+        assert on.D[k].state_dict().keys() == off.D[k].state_dict().keys()
+        assert on.D[k].logit.weight.shape[1] > off.D[k].logit.weight.shape[1]
+    assert {n: p.shape for n, p in off.D[off.K].named_parameters()} == {n: p.shape for n, p in on.D[on.K].named_parameters()}
+    gen = torch.Generator().manual_seed(1)
+    h, low, c = torch.randn(4, 1, 28, 28, generator=gen), torch.randn(4, 1, 28, 28, generator=gen), torch.tensor([0, 1, 0, 1])
+    same_class, other_class = h.clone(), h.clone()
+    same_class[2] = torch.randn(1, 28, 28, generator=gen)  # sample 0's classmate changes
+    other_class[3] = torch.randn(1, 28, 28, generator=gen)  # a sample of the other class changes
+    d = on.D[0].eval()
+    with torch.no_grad():
+        assert not torch.allclose(d(h, low, c)[0], d(same_class, low, c)[0])
+        torch.testing.assert_close(d(h, low, c)[0], d(other_class, low, c)[0])
+    with pytest.raises(ConfigError, match="finer_d_class_std.*expected cclapgan, found 'lapgan'"):
+        small_method("lapgan", "method.finer_d_class_std=true")
 
 
 def test_layer_noise_starts_at_zero_and_learns_its_scale():

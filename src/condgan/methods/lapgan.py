@@ -67,6 +67,9 @@ class LAPGANConfig(SourceLossConfig):
     # 4 in ProGAN and StyleGAN2), 0: none. Real and generated batches are judged apart, so each group
     # holds one kind.
     finer_d_minibatch_std: int = setting(0, at_least=0)
+    # The finer D_k also see each class's spread over the batch (nets.pyramid.ClassStd; CC-LAPGAN only):
+    # a class that G_k makes less varied than the real one shows it, whatever the other classes do.
+    finer_d_class_std: bool = False
     # The finer G_k also add their noise plane to each hidden layer, scaled per feature map by a learnt
     # weight from zero (nets.pyramid.LevelGenerator): a G_k that ignores its input plane (std over z
     # 0.03, docs/methods-lapgan-selfcond.md) gets the noise where its texture is made.
@@ -124,6 +127,9 @@ class LAPGAN(Method):
         if height != width:
             raise ConfigError(f"config field method.name: {name!r} expects square images, found {height}x{width}")
         num_classes = spec.num_classes if class_conditional else 0
+        if cfg.method.finer_d_class_std and not num_classes:
+            raise ConfigError(f"config field method.finer_d_class_std: the spread per class needs class labels; "
+                              f"expected cclapgan, found {name!r}")
         super().__init__(num_classes, cfg.model.z_dim)
         self.conditional = class_conditional
         self.sizes = level_sizes(height, cfg.method.pyramid_levels)  # sizes[0] finest … sizes[K] coarsest
@@ -137,7 +143,8 @@ class LAPGAN(Method):
                                encoder=cfg.method.coarse_vae_weight > 0)]
         )
         self.D = nn.ModuleList(
-            [LevelDiscriminator(channels, s, num_classes, m.d_channels, m.dropout, cfg.method.finer_d_minibatch_std)
+            [LevelDiscriminator(channels, s, num_classes, m.d_channels, m.dropout, cfg.method.finer_d_minibatch_std,
+                                cfg.method.finer_d_class_std)
              for s in self.sizes[:-1]]
             + [CoarseDiscriminator(channels, self.sizes[-1], num_classes, m.hidden, m.dropout)]
         )

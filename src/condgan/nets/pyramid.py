@@ -25,7 +25,9 @@ Level networks follow the official CIFAR-10 coarse-to-fine scripts (train_cifar_
   "l_k ... is explicitly added to h_k or h̃_k before the first convolution layer"), a class plane
   is concatenated (CC); convolutions 5×5 and 5×5 stride 2 with ReLU, dropout, a linear logit.
   With a minibatch-std group (method.finer_d_minibatch_std), one more feature map before the logit:
-  the features' standard deviation over groups of samples (`MinibatchStd`).
+  the features' standard deviation over groups of samples (`MinibatchStd`); with
+  method.finer_d_class_std, another: their standard deviation over the batch's samples of each
+  sample's class (`ClassStd`).
 - The coarsest level is a fully connected GAN (paper §4: the 8×8 CIFAR level is fully connected).
 The class plane is Linear(one-hot c) → ReLU reshaped to one H×W map, as in the official CC scripts;
 the coarsest D takes the class through a projection term instead (`CoarseDiscriminator`).
@@ -223,12 +225,38 @@ class MinibatchStd(nn.Module):
         return torch.cat([x, std.view(1, -1, 1, 1, 1).expand(g, -1, 1, h, w).reshape(n, 1, h, w)], dim=1)
 
 
+class ClassStd(nn.Module):
+    """The minibatch standard-deviation feature taken over the samples of one class (a class-grouped
+    form of Karras et al. 2018, §3): for each class in the batch, each feature's standard deviation at
+    each position over the batch's samples of that class, averaged over features and positions, is
+    appended to every sample of the class as one constant feature map. `MinibatchStd` shows D a
+    batch's spread over all classes, which a generator can match by keeping the classes apart; this
+    shows it each class's own spread, so a class that the generator makes less varied than the real
+    one is told apart from it. A class with one sample in the batch gets (almost) 0 (real and generated
+    batches at the finer levels share their classes, so both see it alike). Computed in float32."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        flat = x.flatten(1).float()
+        members = F.one_hot(c, self.num_classes).to(flat.dtype).T  # classes × N
+        counts = members.sum(dim=1, keepdim=True).clamp(min=1)
+        mean = members @ flat / counts
+        var = members @ (flat - mean[c]).square() / counts
+        std = (var + 1e-8).sqrt().mean(dim=1)  # one per class
+        return torch.cat([x, std[c].to(x.dtype).view(n, 1, 1, 1).expand(n, 1, h, w)], dim=1)
+
+
 class LevelDiscriminator(nn.Module):
     """D_k(h_k, l_k[, c]) → logit for a finer level; sees h_k + l_k (paper §3.3) and the class plane.
-    `minibatch_std` > 0: the last feature maps gain `MinibatchStd` over groups of that size."""
+    `minibatch_std` > 0: the last feature maps gain `MinibatchStd` over groups of that size;
+    `class_std`: they gain `ClassStd` (needs classes)."""
 
     def __init__(self, channels: int, size: int, num_classes: int, width: int = 64, dropout: float = 0.0,
-                 minibatch_std: int = 0) -> None:
+                 minibatch_std: int = 0, class_std: bool = False) -> None:
         super().__init__()
         self.class_plane = ClassPlane(num_classes, size) if num_classes else None
         planes = channels + (1 if num_classes else 0)
@@ -239,13 +267,19 @@ class LevelDiscriminator(nn.Module):
             nn.Conv2d(width, width, 5, stride=2), nn.ReLU(True),
             *stats, nn.Flatten(), nn.Dropout(dropout),
         )
-        self.logit = nn.Linear((width + len(stats)) * out * out, 1)
+        # Parameter-free and applied after `body`'s convolutions, so the state-dict keys stay as before.
+        self.class_std = ClassStd(num_classes) if class_std else None
+        self.logit = nn.Linear((width + len(stats) + int(class_std)) * out * out, 1)
 
     def forward(self, h: torch.Tensor, low: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         inputs = [h + low]
         if self.class_plane is not None:
             inputs.append(self.class_plane(c, h.dtype))
-        return self.logit(self.body(torch.cat(inputs, dim=1))).squeeze(1)
+        x = torch.cat(inputs, dim=1)
+        if self.class_std is None:
+            return self.logit(self.body(x)).squeeze(1)
+        features = self.body[:-2](x)  # up to Flatten and Dropout
+        return self.logit(self.body[-2:](self.class_std(features, c))).squeeze(1)
 
 
 class CoarseEncoder(nn.Module):
