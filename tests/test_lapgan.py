@@ -210,8 +210,44 @@ def test_finer_discriminators_can_see_each_class_spread():
     with torch.no_grad():
         assert not torch.allclose(d(h, low, c)[0], d(same_class, low, c)[0])
         torch.testing.assert_close(d(h, low, c)[0], d(other_class, low, c)[0])
-    with pytest.raises(ConfigError, match="finer_d_class_std.*expected cclapgan, found 'lapgan'"):
+    with pytest.raises(ConfigError, match="finer_d_class_std: acts per class.*expected cclapgan, found 'lapgan'"):
         small_method("lapgan", "method.finer_d_class_std=true")
+
+
+def test_finer_discriminators_can_see_the_low_pass_condition():
+    """method.finer_d_sees_low gives every finer D_k l_k beside h_k + l_k: moving content from l_k
+    into h_k leaves the paper's D_k (which sees the sum) where it was and moves this one."""
+    off, on = small_method("cclapgan"), small_method("cclapgan", "method.finer_d_sees_low=true")
+    for k in range(off.K):
+        assert on.D[k].body[0].in_channels == off.D[k].body[0].in_channels + 1
+    assert {n: p.shape for n, p in off.D[off.K].named_parameters()} == {n: p.shape for n, p in on.D[on.K].named_parameters()}
+    gen = torch.Generator().manual_seed(2)
+    h, low, shift = (torch.randn(3, 1, 28, 28, generator=gen) for _ in range(3))
+    c = torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        torch.testing.assert_close(off.D[0](h, low, c), off.D[0](h + shift, low - shift, c))
+        assert not torch.allclose(on.D[0](h, low, c), on.D[0](h + shift, low - shift, c))
+
+
+def test_coarse_class_gain_starts_as_identity_and_acts_per_class():
+    """method.coarse_class_gain: G_K's hidden units get h·(1 + γ_c) + β_c with γ, β from zero, so at
+    first G_K computes what it computed without them; a gain for one class moves that class's samples
+    only, and the term gets a gradient; off, the parameters are as before; LAPGAN refuses it."""
+    off, on = small_method("cclapgan"), small_method("cclapgan", "method.coarse_class_gain=true")
+    g_off, g_on = off.G[off.K], on.G[on.K]
+    assert set(g_on.state_dict()) - set(g_off.state_dict()) == {"gains.0.weight", "gains.1.weight"}
+    g_on.load_state_dict(g_off.state_dict(), strict=False)
+    gen = torch.Generator().manual_seed(0)
+    z, c = torch.randn(6, off.z_dim, generator=gen), torch.tensor([0, 3, 3, 1, 2, 3])
+    torch.testing.assert_close(g_on(z, c), g_off(z, c))
+    g_on(z, c).square().sum().backward()
+    assert all(gain.weight.grad[3].abs().sum() > 0 for gain in g_on.gains)
+    with torch.no_grad():
+        g_on.gains[1].weight[3].normal_(generator=gen)
+        moved = (g_on(z, c) - g_off(z, c)).flatten(1).abs().amax(dim=1) > 1e-6
+    assert moved.tolist() == [False, True, True, False, False, True]
+    with pytest.raises(ConfigError, match="coarse_class_gain: acts per class.*expected cclapgan, found 'lapgan'"):
+        small_method("lapgan", "method.coarse_class_gain=true")
 
 
 def test_layer_noise_starts_at_zero_and_learns_its_scale():

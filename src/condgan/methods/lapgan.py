@@ -6,7 +6,8 @@ pyramid of the data, independently of the others:
 - coarsest level K: a plain GAN on the low-pass images I_K, G_K(z_K) (CC: G_K(z_K, c));
 - finer levels k < K: a conditional GAN on the band-pass images h_k = I_k − l_k with the
   low-pass image l_k = u(I_{k+1}) of the *real* image as condition: h̃_k = G_k(z_k, l_k)
-  (CC: G_k(z_k, l_k, c) with c the real image's class), D_k(h, l_k) judges h + l_k.
+  (CC: G_k(z_k, l_k, c) with c the real image's class), D_k(h, l_k) judges h + l_k (with
+  `method.finer_d_sees_low`, beside l_k itself).
 Per level the objective is the GAN value function (paper eq. 1; eq. 2 adds the condition):
     D_k minimises  BCE(D_k(real), 1) + BCE(D_k(fake), 0)
     G_k minimises  −BCE(D_k(fake), 0) = log(1 − D_k(fake))   (method.g_source_loss = minimax)
@@ -70,6 +71,10 @@ class LAPGANConfig(SourceLossConfig):
     # The finer D_k also see each class's spread over the batch (nets.pyramid.ClassStd; CC-LAPGAN only):
     # a class that G_k makes less varied than the real one shows it, whatever the other classes do.
     finer_d_class_std: bool = False
+    # The finer D_k also see l_k beside h_k + l_k (nets.pyramid.LevelDiscriminator): the paper's D_k sees
+    # only the sum, so G_k can redraw the coarse content it was given (G_1's residuals reach twice the
+    # real band's RMS, with 2.3× its content below the band: docs/methods-lapgan-selfcond.md).
+    finer_d_sees_low: bool = False
     # The finer G_k also add their noise plane to each hidden layer, scaled per feature map by a learnt
     # weight from zero (nets.pyramid.LevelGenerator): a G_k that ignores its input plane (std over z
     # 0.03, docs/methods-lapgan-selfcond.md) gets the noise where its texture is made.
@@ -105,6 +110,9 @@ class LAPGANConfig(SourceLossConfig):
     # z_K back from G_K(z_K, c), per sample, so G_K cannot map the prior's z of a class to a few images
     # while the cVAE term covers the class only from the encoder's codes.
     coarse_latent_weight: float = setting(0.0, at_least=0)
+    # The class also scales and shifts G_K's hidden units (FiLM; nets.pyramid.CoarseGenerator; CC-LAPGAN
+    # only): with the class only concatenated to z, every class's samples spread about alike.
+    coarse_class_gain: bool = False
 
 
 @register_method_config
@@ -127,9 +135,10 @@ class LAPGAN(Method):
         if height != width:
             raise ConfigError(f"config field method.name: {name!r} expects square images, found {height}x{width}")
         num_classes = spec.num_classes if class_conditional else 0
-        if cfg.method.finer_d_class_std and not num_classes:
-            raise ConfigError(f"config field method.finer_d_class_std: the spread per class needs class labels; "
-                              f"expected cclapgan, found {name!r}")
+        for field in ("finer_d_class_std", "coarse_class_gain"):
+            if getattr(cfg.method, field) and not num_classes:
+                raise ConfigError(f"config field method.{field}: acts per class, so it needs class labels; "
+                                  f"expected cclapgan, found {name!r}")
         super().__init__(num_classes, cfg.model.z_dim)
         self.conditional = class_conditional
         self.sizes = level_sizes(height, cfg.method.pyramid_levels)  # sizes[0] finest … sizes[K] coarsest
@@ -140,11 +149,11 @@ class LAPGAN(Method):
                             encoder=cfg.method.finer_vae_weight > 0, noise_grid=cfg.method.finer_noise_grid)
              for s in self.sizes[:-1]]
             + [CoarseGenerator(m.z_dim, channels, self.sizes[-1], num_classes, m.hidden,
-                               encoder=cfg.method.coarse_vae_weight > 0)]
+                               encoder=cfg.method.coarse_vae_weight > 0, class_gain=cfg.method.coarse_class_gain)]
         )
         self.D = nn.ModuleList(
             [LevelDiscriminator(channels, s, num_classes, m.d_channels, m.dropout, cfg.method.finer_d_minibatch_std,
-                                cfg.method.finer_d_class_std)
+                                cfg.method.finer_d_class_std, cfg.method.finer_d_sees_low)
              for s in self.sizes[:-1]]
             + [CoarseDiscriminator(channels, self.sizes[-1], num_classes, m.hidden, m.dropout)]
         )
@@ -239,8 +248,8 @@ class LAPGAN(Method):
         if k == self.K:
             return self.D[k](self.d_terms.augment(x), self._c(c))
         low = self._low(k, step)
-        if self.d_terms.policy:  # D_k reads h + l_k only (pyramid.LevelDiscriminator): augment that image
-            x = self.d_terms.augment(x + low) - low
+        if self.d_terms.policy:  # D_k reads h + l_k (pyramid.LevelDiscriminator): augment that image; with
+            x = self.d_terms.augment(x + low) - low  # finer_d_sees_low, l_k beside it stays as it is for both
         return self.D[k](x, low, self._c(c))
 
     def loss(self, phase: Phase, step: StepInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

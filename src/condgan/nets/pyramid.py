@@ -24,6 +24,8 @@ Level networks follow the official CIFAR-10 coarse-to-fine scripts (train_cifar_
 - D_k (k < K): the residual is added to the low-pass image before the first layer (paper §3.3:
   "l_k ... is explicitly added to h_k or h̃_k before the first convolution layer"), a class plane
   is concatenated (CC); convolutions 5×5 and 5×5 stride 2 with ReLU, dropout, a linear logit.
+  With method.finer_d_sees_low, l_k itself is concatenated too, so D_k judges the image beside its
+  condition.
   With a minibatch-std group (method.finer_d_minibatch_std), one more feature map before the logit:
   the features' standard deviation over groups of samples (`MinibatchStd`); with
   method.finer_d_class_std, another: their standard deviation over the batch's samples of each
@@ -252,14 +254,17 @@ class ClassStd(nn.Module):
 
 class LevelDiscriminator(nn.Module):
     """D_k(h_k, l_k[, c]) → logit for a finer level; sees h_k + l_k (paper §3.3) and the class plane.
+    `sees_low`: l_k as well, as more input planes (the condition beside the image, as in pix2pix's
+    conditional D), so that an image whose coarse content departs from its l_k is told apart;
     `minibatch_std` > 0: the last feature maps gain `MinibatchStd` over groups of that size;
     `class_std`: they gain `ClassStd` (needs classes)."""
 
     def __init__(self, channels: int, size: int, num_classes: int, width: int = 64, dropout: float = 0.0,
-                 minibatch_std: int = 0, class_std: bool = False) -> None:
+                 minibatch_std: int = 0, class_std: bool = False, sees_low: bool = False) -> None:
         super().__init__()
         self.class_plane = ClassPlane(num_classes, size) if num_classes else None
-        planes = channels + (1 if num_classes else 0)
+        self.sees_low = sees_low
+        planes = channels * (2 if sees_low else 1) + (1 if num_classes else 0)
         out = ((size - 4) - 5) // 2 + 1  # 5×5 valid, then 5×5 stride 2 valid
         stats = [MinibatchStd(minibatch_std)] if minibatch_std else []  # parameter-free: old checkpoints load
         self.body = nn.Sequential(
@@ -272,7 +277,7 @@ class LevelDiscriminator(nn.Module):
         self.logit = nn.Linear((width + len(stats) + int(class_std)) * out * out, 1)
 
     def forward(self, h: torch.Tensor, low: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        inputs = [h + low]
+        inputs = [h + low, low] if self.sees_low else [h + low]
         if self.class_plane is not None:
             inputs.append(self.class_plane(c, h.dtype))
         x = torch.cat(inputs, dim=1)
@@ -304,10 +309,13 @@ class CoarseEncoder(nn.Module):
 
 class CoarseGenerator(nn.Module):
     """G_K(z_K[, c]) → I_K: a fully connected generator (one-hot class concatenated with z for CC);
-    `encoder`: with a `CoarseEncoder`, trained with G_K and unused when sampling."""
+    `encoder`: with a `CoarseEncoder`, trained with G_K and unused when sampling; `class_gain` (CC):
+    both hidden layers are also scaled and shifted per unit by the class, h·(1 + γ_c) + β_c (FiLM,
+    Perez et al. 2018; the class-conditional affine of conditional batch norm, de Vries et al. 2017),
+    with γ, β from zero, so that each class can set how far its samples spread."""
 
     def __init__(self, z_dim: int, channels: int, size: int, num_classes: int, hidden: int = 400,
-                 encoder: bool = False) -> None:
+                 encoder: bool = False, class_gain: bool = False) -> None:
         super().__init__()
         self.num_classes, self.shape = num_classes, (channels, size, size)
         self.encoder = CoarseEncoder(z_dim, channels, size, num_classes, hidden) if encoder else None
@@ -316,11 +324,22 @@ class CoarseGenerator(nn.Module):
             nn.Linear(hidden, hidden), nn.ReLU(True),
             nn.Linear(hidden, channels * size * size),
         )
+        self.gains = None
+        if class_gain and num_classes:
+            self.gains = nn.ModuleList(nn.Embedding(num_classes, 2 * hidden) for _ in range(2))
+            for gain in self.gains:
+                nn.init.zeros_(gain.weight)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         if self.num_classes:
             z = torch.cat([z, F.one_hot(c, self.num_classes).to(z.dtype)], dim=1)
-        return self.net(z).view(-1, *self.shape)
+        if self.gains is None:
+            return self.net(z).view(-1, *self.shape)
+        h = z
+        for i, gain in enumerate(self.gains):  # (Linear, ReLU) pairs, then the FiLM of that layer
+            gamma, beta = gain(c).to(h.dtype).chunk(2, dim=1)
+            h = self.net[2 * i + 1](self.net[2 * i](h)) * (1 + gamma) + beta
+        return self.net[4](h).view(-1, *self.shape)
 
 
 class CoarseDiscriminator(nn.Module):
