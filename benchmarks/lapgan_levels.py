@@ -18,11 +18,15 @@ One JSON line with:
              L2 distance of Ĩ_K next to the real I_K's;
   msssim     within-class MS-SSIM (--pairs per class, 100 unless told) of each level's images Ĩ_k
              and of the real I_k, both bilinearly upsampled to full size, their means and the gap
-             generated − real of each class (CC-LAPGAN only: classes are needed);
+             generated − real of each class (CC-LAPGAN only: classes are needed); `final_I_K`:
+             the same gaps for the final samples' own I_K (the coarse content they keep after the
+             finer levels) and its RMS distance from the Ĩ_K they were refined from;
   noise      per level, the standard deviation over 8 draws of that level's noise at a fixed input
              (real l_k = u(I_{k+1}) and class for k < K, the class for K), averaged over pixels and
              200 inputs, next to the RMS of the real band h_k (and, for K, the real within-class
-             standard deviation of I_K): near 0 means G_k ignores z_k;
+             standard deviation of I_K): near 0 means G_k ignores z_k; for k < K also the RMS
+             of d(h̃_k) and of d(h_k), the part of the residual below its band (real residuals
+             keep some, as u is not d's inverse), where a G_k that redraws its l_k shows;
   chain      with --judge-eval: the suite's accuracy, FID and diversity (--n samples, --chain-pairs
              MS-SSIM pairs per class, 50 unless told, judge features; the per-class gaps generated
              − real) of the final samples and of the finer levels run on the real test images' I_K (the condition the
@@ -54,7 +58,7 @@ from condgan.metrics.correlation import per_class_values
 from condgan.metrics.diversity import class_msssim_pairs, distinct_pairs
 from condgan.metrics.features import judge_extractor
 from condgan.nets import DataSpec
-from condgan.nets.pyramid import gaussian_pyramid, upsample
+from condgan.nets.pyramid import downsample, gaussian_pyramid, upsample
 from condgan.sampling import load_run
 
 NUM_CLASSES = 10
@@ -159,6 +163,11 @@ def diagnose(method, train, test, judge7: nn.Module, n: int, pairs: int, chain_p
             real_k = class_msssim_pairs(upsample_to(real_pyr[k], full), test.y[:n].numpy(), NUM_CLASSES, pairs).mean(1)
             out["msssim"][f"I{k}"] = {"gen": round(float(gen_k.mean()), 3), "real": round(float(real_k.mean()), 3),
                                       "gap_per_class": [round(float(g), 3) for g in gen_k - real_k]}
+            if k == K:  # the coarse content the final samples keep: their own I_K, against Ĩ_K's gaps above
+                kept = gaussian_pyramid(images[0].clamp(-1, 1), K + 1)[K]
+                kept_gap = class_msssim_pairs(upsample_to(kept, full), c.numpy(), NUM_CLASSES, pairs).mean(1) - real_k
+                out["msssim"]["final_I_K"] = {"gap_per_class": [round(float(g), 3) for g in kept_gap],
+                                              "rms_from_coarse": round(float((kept - images[K]).pow(2).mean().sqrt()), 4)}
     noise, m = {}, 200
     cc = test.y[:m] if method.conditional else None
     for k in range(K + 1):
@@ -171,9 +180,14 @@ def diagnose(method, train, test, judge7: nn.Module, n: int, pairs: int, chain_p
         else:
             low = upsample(real_pyr[k + 1][:m])
             outs = torch.stack([method.G[k](zk, low, cc) for zk in draws])
+            real_h = real_pyr[k][:m] - low
+            # what of the residual lies below its band: a G_k that redraws the coarse content it was
+            # given shows it here, which a D_k that sees only h + l_k does not stop
             noise[f"level{k}"] = {"std_over_z": round(float(outs.std(0).mean()), 4),
                                   "rms_gen": round(float(outs.pow(2).mean().sqrt()), 4),
-                                  "rms_real": round(float((real_pyr[k][:m] - low).pow(2).mean().sqrt()), 4)}
+                                  "rms_real": round(float(real_h.pow(2).mean().sqrt()), 4),
+                                  "below_band_rms_gen": round(float(downsample(outs.flatten(0, 1)).pow(2).mean().sqrt()), 4),
+                                  "below_band_rms_real": round(float(downsample(real_h).pow(2).mean().sqrt()), 4)}
     out["noise"] = noise
     if chain_pairs is not None:
         judge = load_judge(default_judge_path("fashion-mnist", test.sample_shape))
