@@ -110,6 +110,23 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     # code sets that region's detail, which a tiled code cannot place (docs/methods-lapgan-selfcond.md)
     "cclapgan-bicycle-grid4-ema-bf16": ("cclapgan-fashion-mnist",
                                         BICYCLE + ["method.finer_noise_grid=4", "method.finer_kl_ratio=1e-4"] + EMA + BF16),
+    # and the finer D_k see each class's feature spread over the batch (nets.pyramid.ClassStd): the
+    # class left less varied than real (Sandal) is told apart by its own spread, not the batch's
+    "cclapgan-bicycle-cstd-ema-bf16": ("cclapgan-fashion-mnist",
+                                       BICYCLE + ["method.finer_d_class_std=true"] + EMA + BF16),
+    # and the class scaling and shifting G_K's hidden units (FiLM): with the class only concatenated
+    # to z, the coarse level gives every class about the same spread (docs/methods-lapgan-selfcond.md)
+    "cclapgan-bicycle-gain-ema-bf16": ("cclapgan-fashion-mnist",
+                                       BICYCLE + ["method.coarse_class_gain=true"] + EMA + BF16),
+    # and the finer D_k see l_k beside h_k + l_k: the paper's D_k sees only the sum, so G_k may redraw
+    # the coarse content it refines (docs/methods-lapgan-selfcond.md)
+    "cclapgan-bicycle-dlow-ema-bf16": ("cclapgan-fashion-mnist",
+                                       BICYCLE + ["method.finer_d_sees_low=true"] + EMA + BF16),
+    # and BicycleGAN's latent regression at λ_z 1: with D_k holding G_k to its l_k, the finer levels no
+    # longer add variety below their band, and a stronger regression gives it back as detail
+    "cclapgan-bicycle-dlow-lz1-ema-bf16": ("cclapgan-fashion-mnist",
+                                           FINER_VAE + ["method.finer_latent_weight=1", "method.finer_d_sees_low=true"]
+                                           + EMA + BF16),
     "plain-loop": ("acgan-fashion-mnist-paper", []),
     # SN on D, hinge, G-EMA ramped up (the curve and the final samples come from the average), DiffAugment
     # translation, betas (0, 0.999): docs/quality.md
