@@ -280,11 +280,10 @@ class LevelDiscriminator(nn.Module):
         inputs = [h + low, low] if self.sees_low else [h + low]
         if self.class_plane is not None:
             inputs.append(self.class_plane(c, h.dtype))
-        x = torch.cat(inputs, dim=1)
-        if self.class_std is None:
-            return self.logit(self.body(x)).squeeze(1)
-        features = self.body[:-2](x)  # up to Flatten and Dropout
-        return self.logit(self.body[-2:](self.class_std(features, c))).squeeze(1)
+        features = self.body[:-2](torch.cat(inputs, dim=1))  # the feature maps, before Flatten and Dropout
+        if self.class_std is not None:
+            features = self.class_std(features, c)
+        return self.logit(self.body[-2:](features)).squeeze(1)
 
 
 class CoarseEncoder(nn.Module):
@@ -325,7 +324,7 @@ class CoarseGenerator(nn.Module):
             nn.Linear(hidden, channels * size * size),
         )
         self.gains = None
-        if class_gain and num_classes:
+        if class_gain:  # LAPGAN (no classes) refuses it (methods/lapgan.py)
             self.gains = nn.ModuleList(nn.Embedding(num_classes, 2 * hidden) for _ in range(2))
             for gain in self.gains:
                 nn.init.zeros_(gain.weight)
